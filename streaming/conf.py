@@ -1,0 +1,166 @@
+"""The ``STREAMING`` setting, read through one typed object with its defaults in one place.
+
+Every attribute is read at access time, so ``override_settings(STREAMING=...)`` works in tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    "PROVIDERS": {"demo": {"BACKEND": "streaming.providers.demo.DemoProvider", "OPTIONS": {}}},
+    "MODELS": ["demo:echo"],
+    "DEFAULT_MODEL": None,
+    "FALLBACKS": {},
+    "SYSTEM_PROMPT": "",
+    "HISTORY_MESSAGES": 40,
+    "MAX_MESSAGE_CHARS": 32_000,
+    "HEARTBEAT_SECONDS": 15.0,
+    "FIRST_TOKEN_TIMEOUT": 60.0,
+    "IDLE_TIMEOUT": 30.0,
+    "STALE_AFTER_SECONDS": 120.0,
+    "STOP_POLL_SECONDS": 0.25,
+    "RETRY_ATTEMPTS": 3,
+    "RETRY_BASE_DELAY": 0.5,
+    "RETRY_MAX_DELAY": 8.0,
+    "CACHE_ALIAS": "default",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """One entry of the model allowlist."""
+
+    id: str
+    provider: str
+    model: str
+    label: str
+    reasoning: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "provider": self.provider,
+            "model": self.model,
+            "label": self.label,
+            "reasoning": self.reasoning,
+        }
+
+
+def split_model_id(model_id: str) -> tuple[str, str]:
+    """``"openai:gpt-4.1-mini"`` -> ``("openai", "gpt-4.1-mini")``; ValueError when malformed."""
+    provider, sep, model = model_id.partition(":")
+    if not sep or not provider or not model or any(c.isspace() for c in model_id):
+        raise ValueError(f"{model_id!r} is not of the form 'provider:model'")
+    return provider, model
+
+
+def parse_model_entry(entry: str | dict[str, Any]) -> ModelSpec:
+    """A ``MODELS`` entry is a ``"provider:model"`` string or a dict with ``id``, ``label``, ``reasoning``."""
+    data = {"id": entry} if isinstance(entry, str) else dict(entry)
+    model_id = data.get("id")
+    if not isinstance(model_id, str):
+        raise ValueError(f"model entry {entry!r} has no 'id' string")
+    provider, model = split_model_id(model_id)
+    return ModelSpec(
+        id=model_id,
+        provider=provider,
+        model=model,
+        label=str(data.get("label") or model),
+        reasoning=bool(data.get("reasoning", False)),
+    )
+
+
+class StreamingSettings:
+    """Typed access to ``settings.STREAMING``; missing keys fall back to ``DEFAULTS``."""
+
+    def _get(self, key: str) -> Any:
+        user = getattr(settings, "STREAMING", None) or {}
+        return user.get(key, DEFAULTS[key])
+
+    @property
+    def providers(self) -> dict[str, dict[str, Any]]:
+        return dict(self._get("PROVIDERS"))
+
+    @property
+    def models(self) -> list[ModelSpec]:
+        """The allowlist. Malformed entries are skipped here and reported by the system checks."""
+        specs = []
+        for entry in self._get("MODELS"):
+            try:
+                specs.append(parse_model_entry(entry))
+            except ValueError:
+                continue
+        return specs
+
+    def get_model(self, model_id: str) -> ModelSpec | None:
+        for spec in self.models:
+            if spec.id == model_id:
+                return spec
+        return None
+
+    @property
+    def default_model(self) -> str | None:
+        configured = self._get("DEFAULT_MODEL")
+        if configured:
+            return str(configured)
+        models = self.models
+        return models[0].id if models else None
+
+    @property
+    def fallbacks(self) -> dict[str, list[str]]:
+        return {key: list(value) for key, value in self._get("FALLBACKS").items()}
+
+    @property
+    def system_prompt(self) -> str:
+        return str(self._get("SYSTEM_PROMPT"))
+
+    @property
+    def history_messages(self) -> int:
+        return int(self._get("HISTORY_MESSAGES"))
+
+    @property
+    def max_message_chars(self) -> int:
+        return int(self._get("MAX_MESSAGE_CHARS"))
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        return float(self._get("HEARTBEAT_SECONDS"))
+
+    @property
+    def first_token_timeout(self) -> float:
+        return float(self._get("FIRST_TOKEN_TIMEOUT"))
+
+    @property
+    def idle_timeout(self) -> float:
+        return float(self._get("IDLE_TIMEOUT"))
+
+    @property
+    def stale_after_seconds(self) -> float:
+        return float(self._get("STALE_AFTER_SECONDS"))
+
+    @property
+    def stop_poll_seconds(self) -> float:
+        return float(self._get("STOP_POLL_SECONDS"))
+
+    @property
+    def retry_attempts(self) -> int:
+        return max(1, int(self._get("RETRY_ATTEMPTS")))
+
+    @property
+    def retry_base_delay(self) -> float:
+        return float(self._get("RETRY_BASE_DELAY"))
+
+    @property
+    def retry_max_delay(self) -> float:
+        return float(self._get("RETRY_MAX_DELAY"))
+
+    @property
+    def cache_alias(self) -> str:
+        return str(self._get("CACHE_ALIAS"))
+
+
+app_settings = StreamingSettings()

@@ -1,0 +1,79 @@
+"""The provider contract.
+
+A provider turns a list of chat messages plus options into a stream of normalized events
+(``streaming.events``). It has a sync way (``stream``, for WSGI requests) and an async way
+(``astream``, for ASGI requests) to do so; the mapping from the vendor's chunks to events is
+written once per provider and shared by both.
+
+Rules every provider follows:
+
+* Yield ``TextDelta`` / ``ReasoningDelta`` as they arrive, one ``Usage`` when the vendor reports it,
+  and one ``Finish`` at the end.
+* Raise a ``streaming.exceptions.ProviderError`` subclass for every failure, never a vendor exception.
+* Close the upstream HTTP connection when the generator is closed early (``close()`` / ``aclose()``
+  or task cancellation): that is how a stopped reply stops costing money.
+* Never retry after the first event; retries and fallbacks before it belong to the service layer,
+  so SDK retries are turned off (``max_retries=0`` or its equivalent).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from streaming.events import Event
+
+
+@dataclass(slots=True)
+class ChatMessage:
+    role: str  # "system", "user" or "assistant"
+    content: str
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """What the service layer asks of a provider: the vendor's model name, not ``provider:model``."""
+
+    model: str
+    messages: list[ChatMessage]
+    reasoning: bool = False
+    max_output_tokens: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Provider:
+    """Base class of provider backends, configured by ``STREAMING["PROVIDERS"][name]``.
+
+    ``OPTIONS`` of the setting arrive as ``options``. ``key_env`` names the environment variables
+    that may hold the API key, in order of preference (checked by ``streaming.W004``).
+    """
+
+    key_env: ClassVar[tuple[str, ...]] = ()
+    #: True when calls cost nothing (the offline demo): usage is priced at zero, not "unpriced".
+    free: ClassVar[bool] = False
+
+    def __init__(self, name: str, options: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self.options = dict(options or {})
+
+    def api_key(self) -> str | None:
+        """The key from ``OPTIONS["api_key_env"]`` (a variable name) or the first of ``key_env`` set."""
+        names = [self.options["api_key_env"]] if "api_key_env" in self.options else list(self.key_env)
+        for env_name in names:
+            value = os.environ.get(env_name)
+            if value:
+                return value
+        return None
+
+    def key_variables(self) -> list[str]:
+        if "api_key_env" in self.options:
+            return [self.options["api_key_env"]]
+        return list(self.key_env)
+
+    def stream(self, request: ChatRequest) -> Iterator[Event]:
+        raise NotImplementedError
+
+    def astream(self, request: ChatRequest) -> AsyncIterator[Event]:
+        raise NotImplementedError
