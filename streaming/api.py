@@ -1,0 +1,70 @@
+"""The JSON API's plumbing: authentication, CSRF, methods, and errors mapped to responses in one place."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.views.decorators.csrf import csrf_exempt
+
+from streaming.exceptions import (
+    MethodNotAllowed,
+    NotAuthenticated,
+    PermissionDenied,
+    RateLimited,
+    StreamingError,
+)
+
+View = Callable[..., HttpResponse]
+
+
+def error_response(error: StreamingError) -> JsonResponse:
+    response = JsonResponse({"error": error.as_dict()}, status=error.status)
+    if isinstance(error, RateLimited) and error.retry_after is not None:
+        response["Retry-After"] = str(max(1, round(error.retry_after)))
+    return response
+
+
+class _CsrfCheck(CsrfViewMiddleware):
+    def _reject(self, request: HttpRequest, reason: str) -> HttpResponse:
+        return error_response(PermissionDenied(f"CSRF check failed: {reason}. Send the X-CSRFToken header."))
+
+
+def _csrf_failure(request: HttpRequest) -> HttpResponse | None:
+    check = _CsrfCheck(lambda req: HttpResponse())
+    check.process_request(request)
+    return check.process_view(request, lambda req: HttpResponse(), (), {})
+
+
+def api_view(methods: list[str]) -> Callable[[View], View]:
+    """A JSON endpoint for logged-in users: 401/403/405 and domain errors come back as JSON.
+
+    Unsafe methods need the CSRF header, as Django's session authentication expects; the check runs
+    here (not in the middleware) so that its failure is JSON too.
+    """
+
+    def decorator(view: View) -> View:
+        @csrf_exempt
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                if request.method not in methods:
+                    response = error_response(MethodNotAllowed(f"Use {' or '.join(methods)}."))
+                    response["Allow"] = ", ".join(methods)
+                    return response
+                if not request.user.is_authenticated:
+                    return error_response(NotAuthenticated())
+                if request.method not in ("GET", "HEAD", "OPTIONS"):
+                    failure = _csrf_failure(request)
+                    if failure is not None:
+                        return failure
+                return view(request, *args, **kwargs)
+            except StreamingError as error:
+                return error_response(error)
+
+        return wrapper
+
+    return decorator

@@ -1,0 +1,95 @@
+"""Parse request bodies into validated inputs: the simple chat body and the AI SDK ``useChat`` body."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+
+from streaming.exceptions import InvalidRequest
+from streaming.services import ChatInput
+
+TRIGGERS = ("submit-message", "regenerate-message")
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return data
+
+
+def _uuid(value: Any, field: str) -> uuid.UUID | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest(f"'{field}' must be a UUID string or null.", field=field)
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidRequest(f"'{field}' is not a valid UUID.", field=field) from None
+
+
+def _optional(data: dict[str, Any], field: str, kind: type, name: str) -> Any:
+    value = data.get(field)
+    if value is not None and not isinstance(value, kind):
+        raise InvalidRequest(f"'{field}' must be {name}.", field=field)
+    return value
+
+
+def parse_chat(body: bytes) -> ChatInput:
+    """Either ``{"conversation", "message", "model", "reasoning", "regenerate"?}`` or a ``useChat`` body."""
+    data = parse_json_object(body)
+    model = _optional(data, "model", str, "a model id string like 'openai:gpt-4.1-mini'")
+    reasoning = bool(_optional(data, "reasoning", bool, "true or false"))
+    if "messages" in data:
+        return _parse_use_chat(data, model, reasoning)
+    regenerate = bool(_optional(data, "regenerate", bool, "true or false"))
+    message = data.get("message")
+    if message is None and not regenerate:
+        raise InvalidRequest("'message' is required.", field="message")
+    if message is not None and not isinstance(message, str):
+        raise InvalidRequest("'message' must be a string.", field="message")
+    return ChatInput(
+        conversation_id=_uuid(data.get("conversation"), "conversation"),
+        text=message or "",
+        model_id=model,
+        reasoning=reasoning,
+        regenerate=regenerate,
+    )
+
+
+def _parse_use_chat(data: dict[str, Any], model: str | None, reasoning: bool) -> ChatInput:
+    messages = data["messages"]
+    if not isinstance(messages, list):
+        raise InvalidRequest("'messages' must be a list of UI messages.", field="messages")
+    trigger = data.get("trigger", "submit-message")
+    if trigger not in TRIGGERS:
+        raise InvalidRequest(f"'trigger' must be one of {', '.join(TRIGGERS)}.", field="trigger")
+    regenerate = trigger == "regenerate-message"
+    text = ""
+    if not regenerate:
+        last_user = next(
+            (m for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"), None
+        )
+        if last_user is None:
+            raise InvalidRequest("'messages' has no user message.", field="messages")
+        parts = last_user.get("parts")
+        if not isinstance(parts, list):
+            raise InvalidRequest("The user message has no 'parts' list.", field="messages")
+        text = "".join(
+            p["text"]
+            for p in parts
+            if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+        )
+    return ChatInput(
+        conversation_id=_uuid(data.get("id"), "id"),
+        text=text,
+        model_id=model,
+        reasoning=reasoning,
+        regenerate=regenerate,
+    )

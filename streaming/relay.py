@@ -1,0 +1,296 @@
+"""Relay a reply from its provider to the client, under WSGI (a sync generator) or ASGI (an async one).
+
+A producer calls the provider (a worker thread under WSGI, a task under ASGI) and puts its events
+in an inbox; the response generator drains the inbox, so one network write carries every token that
+arrived since the last one. While the provider is quiet, the generator sends ``: ping`` heartbeats,
+enforces the first-token and idle timeouts, and renews the reply's lease. A stop request or a client
+that goes away ends the provider call; the reply is saved in every case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+from streaming.attempts import AttemptPlan
+from streaming.conf import app_settings
+from streaming.exceptions import ProviderError, ProviderTimeout, StreamingError, UpstreamError
+from streaming.providers import get_provider
+from streaming.providers.base import ChatRequest
+from streaming.reply import Chunk, ReplyState
+from streaming.services import save_reply, touch_reply
+from streaming.stopping import watcher
+
+logger = logging.getLogger(__name__)
+
+END = "end"  # the provider finished its reply
+STOP = "stop"  # somebody asked the reply to stop
+HEARTBEAT: list[Chunk] = []  # yielded (by identity) when the transport should send a keep-alive
+Batch = list[Chunk]
+
+
+class Driver:
+    """What to send, and when, for one reply: shared by every transport."""
+
+    def __init__(self, reply: ReplyState) -> None:
+        self.reply = reply
+        now = time.monotonic()
+        self.last_event = self.last_write = self.last_touch = now
+        self.heartbeat = app_settings.heartbeat_seconds
+        self.first_token_timeout = app_settings.first_token_timeout
+        self.idle_timeout = app_settings.idle_timeout
+        self.lease = app_settings.stale_after_seconds / 4
+
+    @property
+    def finished(self) -> bool:
+        return self.reply.status != "streaming"
+
+    def opening(self) -> list[Chunk]:
+        return self.reply.opening_chunks()
+
+    def wait_time(self) -> float:
+        """How long the inbox may stay quiet before a heartbeat, a timeout or a lease renewal is due."""
+        due = min(self.last_write + self.heartbeat, self._deadline(), self.last_touch + self.lease)
+        return max(0.0, due - time.monotonic())
+
+    def _deadline(self) -> float:
+        if self.reply.ttft_ms is None:
+            return self.reply.started + self.first_token_timeout
+        return self.last_event + self.idle_timeout
+
+    def feed(self, items: list[Any]) -> list[Chunk]:
+        """Turn inbox items into chunks; an END, STOP or error item settles the reply's outcome."""
+        chunks: list[Chunk] = []
+        for item in items:
+            if item == END:
+                self.reply.complete()
+            elif item == STOP:
+                self.reply.cancel("stopped")
+            elif isinstance(item, StreamingError):
+                self.reply.fail(item)
+            else:
+                chunks += self.reply.on_event(item)
+                continue
+            break
+        self.last_event = time.monotonic()
+        return chunks
+
+    def quiet(self) -> Batch:
+        """Nothing arrived: time out, or ask for a heartbeat when the connection has been silent too long."""
+        now = time.monotonic()
+        if now >= self._deadline():
+            if self.reply.ttft_ms is None:
+                message = f"The model sent nothing within {self.first_token_timeout:g} seconds."
+            else:
+                message = f"The model stopped sending for {self.idle_timeout:g} seconds."
+            self.reply.fail(ProviderTimeout(message))
+            return []
+        if now - self.last_write >= self.heartbeat:
+            return HEARTBEAT
+        return []
+
+    def lease_due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last_touch < self.lease:
+            return False
+        self.last_touch = now
+        return True
+
+    def sent(self) -> None:
+        self.last_write = time.monotonic()
+
+
+def _request(reply: ReplyState, model: str) -> ChatRequest:
+    return ChatRequest(model=model, messages=reply.context, reasoning=reply.reasoning_requested)
+
+
+def _unexpected(exc: Exception) -> UpstreamError:
+    logger.exception("streaming: the provider failed unexpectedly", exc_info=exc)
+    return UpstreamError("The model provider failed unexpectedly.")
+
+
+# -- WSGI: a worker thread calls the provider; the request thread writes ---------------------------
+
+
+def _produce_sync(reply: ReplyState, inbox: queue.SimpleQueue[Any], cancelled: threading.Event) -> None:
+    plan = AttemptPlan(reply.spec)
+    while True:
+        spec = plan.current
+        started = False
+        try:
+            stream = get_provider(spec.provider).stream(_request(reply, spec.model))
+            try:
+                for event in stream:
+                    if cancelled.is_set():
+                        return
+                    if not started:
+                        started = True
+                        reply.answered_by = spec
+                    inbox.put(event)
+            finally:
+                stream.close()  # type: ignore[attr-defined]
+            inbox.put(END)
+            return
+        except ProviderError as error:
+            delay = None if started or cancelled.is_set() else plan.next_delay(error)
+            if delay is None:
+                inbox.put(error)
+                return
+            logger.info("streaming: %s failed (%s); next attempt in %.2fs", spec.id, error.code, delay)
+            if cancelled.wait(delay):
+                return
+        except Exception as exc:
+            inbox.put(_unexpected(exc))
+            return
+
+
+def run_sync(reply: ReplyState) -> Iterator[Batch]:
+    """Batches of chunks for a reply, on the calling thread; ``HEARTBEAT`` when a keep-alive is due.
+
+    The first batch (``start``) is yielded before the provider is called; the reply is saved before
+    the last batch is yielded, and in ``finally`` when the consumer goes away first.
+    """
+    driver = Driver(reply)
+    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    cancelled = threading.Event()
+    saved = False
+    yield driver.opening()
+    watcher.watch(reply.message_id, lambda: inbox.put(STOP))
+    threading.Thread(target=_produce_sync, args=(reply, inbox, cancelled), daemon=True).start()
+    try:
+        while True:
+            items = _drain(inbox, driver.wait_time())
+            batch = driver.feed(items) if items else driver.quiet()
+            if driver.finished:
+                cancelled.set()
+                save_reply(reply)
+                saved = True
+                yield batch + reply.closing_chunks()
+                return
+            if driver.lease_due():
+                touch_reply(reply)
+            if batch or batch is HEARTBEAT:
+                driver.sent()
+                yield batch
+    finally:
+        cancelled.set()
+        watcher.forget(reply.message_id)
+        if not saved:
+            _save_abandoned(reply)
+
+
+def _drain(inbox: queue.SimpleQueue[Any], timeout: float) -> list[Any]:
+    try:
+        items = [inbox.get(timeout=timeout)]
+    except queue.Empty:
+        return []
+    while True:
+        try:
+            items.append(inbox.get_nowait())
+        except queue.Empty:
+            return items
+
+
+def _save_abandoned(reply: ReplyState) -> None:
+    """The client went away (or the server is shutting down): keep the partial reply as cancelled."""
+    if reply.status == "streaming":
+        reply.cancel("disconnected")
+    try:
+        save_reply(reply)
+    except Exception:
+        logger.exception("streaming: could not save reply %s; it will show as interrupted", reply.message_id)
+
+
+# -- ASGI: a task calls the provider; the response generator writes -------------------------------
+
+
+class AsyncInbox:
+    """A queue that hands over everything that arrived since the last take, with one wake-up."""
+
+    def __init__(self) -> None:
+        self.items: deque[Any] = deque()
+        self.ready = asyncio.Event()
+
+    def put(self, item: Any) -> None:
+        self.items.append(item)
+        self.ready.set()
+
+    async def take(self, timeout: float) -> list[Any]:
+        if not self.items:
+            self.ready.clear()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.ready.wait()
+            except TimeoutError:
+                return []
+        items = list(self.items)
+        self.items.clear()
+        return items
+
+
+async def _produce_async(reply: ReplyState, inbox: AsyncInbox) -> None:
+    plan = AttemptPlan(reply.spec)
+    while True:
+        spec = plan.current
+        started = False
+        try:
+            stream = get_provider(spec.provider).astream(_request(reply, spec.model))
+            try:
+                async for event in stream:
+                    if not started:
+                        started = True
+                        reply.answered_by = spec
+                    inbox.put(event)
+            finally:
+                await stream.aclose()  # type: ignore[attr-defined]
+            inbox.put(END)
+            return
+        except ProviderError as error:
+            delay = None if started else plan.next_delay(error)
+            if delay is None:
+                inbox.put(error)
+                return
+            logger.info("streaming: %s failed (%s); next attempt in %.2fs", spec.id, error.code, delay)
+            await asyncio.sleep(delay)
+        except Exception as exc:
+            inbox.put(_unexpected(exc))
+            return
+
+
+async def run_async(reply: ReplyState) -> AsyncIterator[Batch]:
+    """The async twin of ``run_sync``, for ASGI requests and WebSocket consumers."""
+    driver = Driver(reply)
+    inbox = AsyncInbox()
+    saved = False
+    yield driver.opening()
+    loop = asyncio.get_running_loop()
+    watcher.watch(reply.message_id, lambda: loop.call_soon_threadsafe(inbox.put, STOP))
+    producer = asyncio.create_task(_produce_async(reply, inbox))
+    try:
+        while True:
+            items = await inbox.take(driver.wait_time())
+            batch = driver.feed(items) if items else driver.quiet()
+            if driver.finished:
+                producer.cancel()
+                await sync_to_async(save_reply)(reply)
+                saved = True
+                yield batch + reply.closing_chunks()
+                return
+            if driver.lease_due():
+                await sync_to_async(touch_reply)(reply)
+            if batch or batch is HEARTBEAT:
+                driver.sent()
+                yield batch
+    finally:
+        producer.cancel()
+        watcher.forget(reply.message_id)
+        if not saved:
+            await sync_to_async(_save_abandoned)(reply)

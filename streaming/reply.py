@@ -1,0 +1,173 @@
+"""The state of one streaming reply, without I/O: events in, protocol chunks out.
+
+Both transports (SSE over WSGI or ASGI, and WebSocket) drive a ``ReplyState``: it accumulates the
+text, reasoning, usage and timings that ``services.save_reply`` persists, and builds the UI message
+stream v1 chunks of SPEC §6.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from streaming.conf import ModelSpec
+from streaming.events import Event, Finish, ReasoningDelta, TextDelta, Usage, estimate_tokens
+from streaming.exceptions import StreamingError
+from streaming.providers.base import ChatMessage
+
+Chunk = dict[str, Any]
+
+
+@dataclass
+class ReplyState:
+    """Accumulates one assistant reply. ``status`` stays ``streaming`` until an outcome is set."""
+
+    message_id: str
+    conversation_id: str
+    user_message_id: str
+    user_id: int
+    spec: ModelSpec
+    context: list[ChatMessage]
+    reasoning_requested: bool = False
+    started: float = field(default_factory=time.monotonic)
+    answered_by: ModelSpec | None = None
+    text_parts: list[str] = field(default_factory=list)
+    reasoning_parts: list[str] = field(default_factory=list)
+    usage: Usage | None = None
+    finish_reason: str = ""
+    status: str = "streaming"
+    error: StreamingError | None = None
+    cancel_reason: str = ""
+    ttft_ms: int | None = None
+    duration_ms: int | None = None
+    cost: str | None = None
+    _open_part: str | None = None  # "r1" or "t1" while a part is open
+
+    # -- building the stream ------------------------------------------------------------------
+    def opening_chunks(self) -> list[Chunk]:
+        metadata = {
+            "conversationId": self.conversation_id,
+            "userMessageId": self.user_message_id,
+            "model": self.spec.id,
+        }
+        return [
+            {"type": "start", "messageId": self.message_id, "messageMetadata": metadata},
+            {"type": "start-step"},
+        ]
+
+    def on_event(self, event: Event) -> list[Chunk]:
+        if isinstance(event, TextDelta):
+            return self._delta("t1", "text", event.text, self.text_parts)
+        if isinstance(event, ReasoningDelta):
+            return self._delta("r1", "reasoning", event.text, self.reasoning_parts)
+        if isinstance(event, Usage):
+            self.usage = event
+        elif isinstance(event, Finish):
+            self.finish_reason = event.reason
+        return []
+
+    def _delta(self, part_id: str, kind: str, text: str, parts: list[str]) -> list[Chunk]:
+        if not text:
+            return []
+        if self.ttft_ms is None:
+            self.ttft_ms = self._elapsed_ms()
+        parts.append(text)
+        chunks: list[Chunk] = []
+        if self._open_part != part_id:
+            chunks += self._close_part()
+            chunks.append({"type": f"{kind}-start", "id": part_id})
+            self._open_part = part_id
+        chunks.append({"type": f"{kind}-delta", "id": part_id, "delta": text})
+        return chunks
+
+    def _close_part(self) -> list[Chunk]:
+        if self._open_part is None:
+            return []
+        kind = "text" if self._open_part == "t1" else "reasoning"
+        chunk = {"type": f"{kind}-end", "id": self._open_part}
+        self._open_part = None
+        return [chunk]
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self.text_parts or self.reasoning_parts)
+
+    # -- outcomes -------------------------------------------------------------------------------
+    def complete(self) -> None:
+        self._settle("complete")
+        self.finish_reason = self.finish_reason or "stop"
+
+    def fail(self, error: StreamingError) -> None:
+        self._settle("error")
+        self.error = error
+        self.finish_reason = "error"
+
+    def cancel(self, reason: str) -> None:
+        """Stopped by the user (``stopped``) or by a client that went away (``disconnected``)."""
+        self._settle("cancelled")
+        self.finish_reason = ""
+        self.cancel_reason = reason
+
+    def _settle(self, status: str) -> None:
+        self.status = status
+        self.duration_ms = self._elapsed_ms()
+        if self.usage is None and self.has_output:
+            self.usage = self.estimated_usage()
+
+    def closing_chunks(self) -> list[Chunk]:
+        """The chunks that end the stream for the outcome set by complete(), fail() or cancel()."""
+        chunks = self._close_part()
+        metadata = self.metadata()
+        if self.status == "cancelled":
+            chunks.append({"type": "message-metadata", "messageMetadata": metadata})
+            chunks.append({"type": "abort", "reason": "stopped"})
+            return chunks
+        if self.status == "error" and self.error is not None:
+            chunks.append({"type": "error", "errorText": self.error.message, "code": self.error.code})
+        else:
+            chunks.append({"type": "finish-step"})
+        chunks.append({"type": "finish", "finishReason": self.finish_reason, "messageMetadata": metadata})
+        return chunks
+
+    def metadata(self) -> Chunk:
+        usage = self.usage
+        return {
+            "status": self.status,
+            "usage": None
+            if usage is None
+            else {
+                "inputTokens": usage.input_tokens,
+                "outputTokens": usage.output_tokens,
+                "cachedInputTokens": usage.cached_input_tokens,
+                "cacheWriteTokens": usage.cache_write_tokens,
+                "reasoningTokens": usage.reasoning_tokens,
+                "estimated": usage.estimated,
+            },
+            "cost": self.cost,
+            "currency": "USD",
+            "ttftMs": self.ttft_ms,
+            "durationMs": self.duration_ms,
+        }
+
+    # -- helpers ----------------------------------------------------------------------------------
+    @property
+    def text(self) -> str:
+        return "".join(self.text_parts)
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(self.reasoning_parts)
+
+    def estimated_usage(self) -> Usage:
+        """What the reply probably cost when the provider never reported usage (stopped early)."""
+        reasoning_tokens = estimate_tokens(self.reasoning)
+        return Usage(
+            input_tokens=sum(estimate_tokens(m.content) for m in self.context),
+            output_tokens=estimate_tokens(self.text) + reasoning_tokens,
+            reasoning_tokens=reasoning_tokens,
+            estimated=True,
+        )
+
+    def _elapsed_ms(self) -> int:
+        return int((time.monotonic() - self.started) * 1000)

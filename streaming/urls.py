@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from streaming import views
+
+app_name = "streaming"
+
+urlpatterns = [
+    path("", views.chat_page, name="chat"),
+    path("api/models", views.models, name="models"),
+    path("api/conversations", views.conversations, name="conversations"),
+    path("api/conversations/<str:conversation_id>", views.conversation, name="conversation"),
+    path("api/chat", views.chat, name="chat-stream"),
+    path("api/messages/<str:message_id>/stop", views.stop, name="stop"),
+]
