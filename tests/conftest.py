@@ -1,0 +1,54 @@
+"""Shared fixtures. Tests that need a service (a browser, PostgreSQL, Redis, a server binary) call
+``require(...)``: it skips on a developer's machine that lacks the service, and fails under CI
+(``CI`` or ``STREAMING_REQUIRE_SERVICES`` set), so CI never passes by skipping."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.middleware.csrf import _get_new_csrf_string
+from django.test import Client
+
+from streaming.providers.scripted import ScriptedProvider
+
+STRICT = bool(os.environ.get("STREAMING_REQUIRE_SERVICES") or os.environ.get("CI"))
+
+
+def require(available: bool, reason: str) -> None:
+    """Skip (or, under CI, fail) the current test unless ``available``."""
+    if available:
+        return
+    if STRICT:
+        pytest.fail(f"required under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _reset_scripted() -> Iterator[None]:
+    ScriptedProvider.reset()
+    yield
+    ScriptedProvider.reset()
+
+
+@pytest.fixture
+def user(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user(username="alice", password="pw-alice-123")
+
+
+@pytest.fixture
+def other_user(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user(username="bob", password="pw-bob-123")
+
+
+@pytest.fixture
+def api(user: Any) -> Client:
+    """A logged-in client that enforces CSRF checks, sending the token header as the page does."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    token = _get_new_csrf_string()
+    client.cookies["csrftoken"] = token
+    client.defaults["HTTP_X_CSRFTOKEN"] = token
+    return client
