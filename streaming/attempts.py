@@ -3,7 +3,7 @@
 Each model in the chain gets up to ``RETRY_ATTEMPTS`` calls for transient errors (429, 5xx,
 overloaded, connection), with exponential backoff that honours ``Retry-After``; any failure that is
 not retried moves on to the next model of ``FALLBACKS``. So a reply makes at most
-``RETRY_ATTEMPTS × (1 + len(fallbacks))`` provider calls. After the first token nothing is retried.
+``RETRY_ATTEMPTS * (1 + len(fallbacks))`` provider calls. After the first token nothing is retried.
 """
 
 from __future__ import annotations

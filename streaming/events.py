@@ -43,7 +43,7 @@ class Usage:
 
 @dataclass(slots=True)
 class Finish:
-    """The provider's own end of the reply: ``stop``, ``length``, ``content-filter``, ``tool-calls`` or ``other``."""
+    """How the reply ended: ``stop``, ``length``, ``content-filter``, ``tool-calls`` or ``other``."""
 
     reason: str = "stop"
 

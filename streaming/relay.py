@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Generator
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -152,7 +152,7 @@ def _produce_sync(reply: ReplyState, inbox: queue.SimpleQueue[Any], cancelled: t
             return
 
 
-def run_sync(reply: ReplyState) -> Iterator[Batch]:
+def run_sync(reply: ReplyState) -> Generator[Batch, None, None]:
     """Batches of chunks for a reply, on the calling thread; ``HEARTBEAT`` when a keep-alive is due.
 
     The first batch (``start``) is yielded before the provider is called; the reply is saved before
@@ -265,7 +265,7 @@ async def _produce_async(reply: ReplyState, inbox: AsyncInbox) -> None:
             return
 
 
-async def run_async(reply: ReplyState) -> AsyncIterator[Batch]:
+async def run_async(reply: ReplyState) -> AsyncGenerator[Batch, None]:
     """The async twin of ``run_sync``, for ASGI requests and WebSocket consumers."""
     driver = Driver(reply)
     inbox = AsyncInbox()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -45,7 +46,7 @@ def resolve_model(model_id: str | None) -> ModelSpec:
     return spec
 
 
-def start_reply(user: object, chat: ChatInput) -> ReplyState:
+def start_reply(user: Any, chat: ChatInput) -> ReplyState:
     """Store the user message and an empty ``streaming`` assistant message; return the reply to stream.
 
     Raises the domain errors of SPEC §4 (400, 404, 409, 413) before anything is stored.
@@ -90,21 +91,21 @@ def start_reply(user: object, chat: ChatInput) -> ReplyState:
         message_id=str(assistant.id),
         conversation_id=str(conversation.id),
         user_message_id=str(user_message.id),
-        user_id=user.pk,  # type: ignore[attr-defined]
+        user_id=user.pk,
         spec=spec,
         context=context,
         reasoning_requested=chat.reasoning and spec.reasoning,
     )
 
 
-def _lock_conversation(user: object, conversation_id: uuid.UUID | None, spec: ModelSpec) -> Conversation:
+def _lock_conversation(user: Any, conversation_id: uuid.UUID | None, spec: ModelSpec) -> Conversation:
     if conversation_id is None:
         return Conversation.objects.create(owner=user, model=spec.id)
     conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
     if conversation is None:
         # An unknown id from a client (useChat makes its own ids) starts that conversation.
         return Conversation.objects.create(id=conversation_id, owner=user, model=spec.id)
-    if conversation.owner_id != user.pk:  # type: ignore[attr-defined]
+    if conversation.owner_id != user.pk:
         raise NotFound("No such conversation.")
     return conversation
 

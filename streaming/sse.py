@@ -50,7 +50,7 @@ async def stream_async(reply: ReplyState) -> AsyncIterator[bytes]:
             yield PING if batch is HEARTBEAT else encoder.encode(batch)
         yield DONE
     finally:
-        await batches.aclose()  # type: ignore[attr-defined]
+        await batches.aclose()
 
 
 class EventStreamResponse(StreamingHttpResponse):

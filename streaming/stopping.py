@@ -32,11 +32,11 @@ class StopWatcher:
     """The replies streaming in this process, and the thread that polls for their stop flags."""
 
     def __init__(self) -> None:
-        self._callbacks: dict[str, Callable[[], None]] = {}
+        self._callbacks: dict[str, Callable[[], object]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def watch(self, message_id: str, on_stop: Callable[[], None]) -> None:
+    def watch(self, message_id: str, on_stop: Callable[[], object]) -> None:
         with self._lock:
             self._callbacks[message_id] = on_stop
             if self._thread is None or not self._thread.is_alive():

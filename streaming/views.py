@@ -7,6 +7,7 @@ import uuid
 from django.contrib.auth.decorators import login_required
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
 from streaming import services
@@ -35,7 +36,7 @@ def models(request: HttpRequest) -> HttpResponse:
 
 @api_view(["GET"])
 def conversations(request: HttpRequest) -> HttpResponse:
-    rows = Conversation.objects.filter(owner=request.user).order_by("-updated_at")[:500]
+    rows = Conversation.objects.filter(owner_id=request.user.pk).order_by("-updated_at")[:500]
     return JsonResponse({"conversations": [conversation_dict(c) for c in rows]})
 
 
@@ -47,7 +48,9 @@ def _uuid_or_404(value: str) -> uuid.UUID:
 
 
 def _own_conversation(request: HttpRequest, conversation_id: str) -> Conversation:
-    conversation = Conversation.objects.filter(pk=_uuid_or_404(conversation_id), owner=request.user).first()
+    conversation = Conversation.objects.filter(
+        pk=_uuid_or_404(conversation_id), owner_id=request.user.pk
+    ).first()
     if conversation is None:
         raise NotFound("No such conversation.")
     return conversation
@@ -67,7 +70,7 @@ def conversation(request: HttpRequest, conversation_id: str) -> HttpResponse:
 
 
 @api_view(["POST"])
-def chat(request: HttpRequest) -> HttpResponse:
+def chat(request: HttpRequest) -> HttpResponseBase:
     reply = services.start_reply(request.user, parse_chat(request.body))
     if isinstance(request, ASGIRequest):
         return EventStreamResponse(stream_async(reply))
@@ -76,7 +79,9 @@ def chat(request: HttpRequest) -> HttpResponse:
 
 @api_view(["POST"])
 def stop(request: HttpRequest, message_id: str) -> HttpResponse:
-    message = Message.objects.filter(pk=_uuid_or_404(message_id), conversation__owner=request.user).first()
+    message = Message.objects.filter(
+        pk=_uuid_or_404(message_id), conversation__owner_id=request.user.pk
+    ).first()
     if message is None:
         raise NotFound("No such message.")
     if message.status != Message.Status.STREAMING:

@@ -63,8 +63,9 @@ class Command(BaseCommand):
             elif kind in ("finish", "message-metadata"):
                 meta = chunk["messageMetadata"]
                 usage = meta.get("usage") or {}
+                tokens = f"{usage.get('inputTokens', 0)} in / {usage.get('outputTokens', 0)} out"
+                estimated = " (estimated)" if usage.get("estimated") else ""
                 self.stdout.write(
-                    f"\n\n[{meta['status']}] {usage.get('inputTokens', 0)} in / {usage.get('outputTokens', 0)} out"
-                    f"{' (estimated)' if usage.get('estimated') else ''}, first token {meta['ttftMs']} ms,"
+                    f"\n\n[{meta['status']}] {tokens}{estimated}, first token {meta['ttftMs']} ms,"
                     f" {meta['durationMs']} ms in all"
                 )

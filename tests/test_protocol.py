@@ -1,0 +1,170 @@
+"""The stream protocol of SPEC §6, exactly, on the WSGI (sync) and the ASGI (async) path."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import AsyncClient, Client
+
+from streaming.events import Finish, ReasoningDelta, TextDelta, Usage
+from streaming.exceptions import Overloaded
+from streaming.models import Message
+from streaming.providers.scripted import Pause, ScriptedProvider
+from tests.sse import event_ids, parse_events, text_of, types
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def post_sync(api: Client, body: dict[str, Any]) -> tuple[Any, bytes]:
+    response = api.post("/api/chat", body, content_type="application/json")
+    return response, b"".join(response.streaming_content)
+
+
+def post_async(user: Any, body: dict[str, Any]) -> tuple[Any, bytes]:
+    async def run() -> tuple[Any, bytes]:
+        client = AsyncClient()
+        await sync_to_async(client.force_login)(user)
+        response = await client.post("/api/chat", body, content_type="application/json")
+        data = b"".join([part async for part in response.streaming_content])
+        return response, data
+
+    return asyncio.run(run())
+
+
+@pytest.fixture(params=["wsgi", "asgi"])
+def post(request: pytest.FixtureRequest, api: Client, user: Any) -> Any:
+    if request.param == "wsgi":
+        return lambda body: post_sync(api, body)
+    return lambda body: post_async(user, body)
+
+
+def test_headers_and_complete_reply(post: Any) -> None:
+    ScriptedProvider.enqueue(
+        [TextDelta("Hel"), TextDelta("lo"), Usage(input_tokens=7, output_tokens=2), Finish("stop")]
+    )
+    response, body = post({"message": "Hi", "model": "scripted:model-a"})
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/event-stream"
+    assert response["Cache-Control"] == "no-cache"
+    assert response["X-Accel-Buffering"] == "no"
+    assert response["x-vercel-ai-ui-message-stream"] == "v1"
+    assert not response.has_header("Connection")
+    events = parse_events(body)
+    assert types(events) == [
+        "start",
+        "start-step",
+        "text-start",
+        "text-delta",
+        "text-delta",
+        "text-end",
+        "finish-step",
+        "finish",
+        "[DONE]",
+    ]
+    assert event_ids(body) == list(range(8))  # every JSON event numbered, [DONE] is not
+    message = Message.objects.get(role="assistant")
+    start, finish = events[0], events[-2]
+    assert start["messageId"] == str(message.id)
+    assert start["messageMetadata"] == {
+        "conversationId": str(message.conversation_id),
+        "userMessageId": str(Message.objects.get(role="user").id),
+        "model": "scripted:model-a",
+    }
+    assert finish["finishReason"] == "stop"
+    metadata = finish["messageMetadata"]
+    assert metadata["status"] == "complete"
+    assert metadata["usage"] == {
+        "inputTokens": 7,
+        "outputTokens": 2,
+        "cachedInputTokens": 0,
+        "cacheWriteTokens": 0,
+        "reasoningTokens": 0,
+        "estimated": False,
+    }
+    assert metadata["currency"] == "USD"
+    assert isinstance(metadata["ttftMs"], int)
+    assert metadata["durationMs"] >= metadata["ttftMs"]
+    assert text_of(events) == "Hello"
+
+
+def test_reasoning_streams_before_text(post: Any) -> None:
+    thinking = [ReasoningDelta("Think"), ReasoningDelta("ing")]
+    ScriptedProvider.enqueue([*thinking, TextDelta("Answer"), Usage(3, 9, reasoning_tokens=4), Finish()])
+    _, body = post({"message": "Why?", "model": "scripted:thinker", "reasoning": True})
+
+    events = parse_events(body)
+    assert types(events)[2:9] == [
+        "reasoning-start",
+        "reasoning-delta",
+        "reasoning-delta",
+        "reasoning-end",
+        "text-start",
+        "text-delta",
+        "text-end",
+    ]
+    assert events[2]["id"] == "r1" and events[6]["id"] == "t1"
+    assert ScriptedProvider.calls[0].request.reasoning is True
+    message = Message.objects.get(role="assistant")
+    assert (message.reasoning, message.content) == ("Thinking", "Answer")
+
+
+def test_reasoning_is_not_requested_from_a_model_without_it(post: Any) -> None:
+    post({"message": "Why?", "model": "scripted:model-a", "reasoning": True})
+    assert ScriptedProvider.calls[0].request.reasoning is False
+
+
+def test_error_after_the_stream_started(post: Any) -> None:
+    ScriptedProvider.enqueue([TextDelta("Part"), Overloaded("The provider is overloaded.")])
+    _, body = post({"message": "Hi", "model": "scripted:model-a"})
+
+    events = parse_events(body)
+    assert types(events)[-4:] == ["text-end", "error", "finish", "[DONE]"]
+    error, finish = events[-3], events[-2]
+    assert error == {"type": "error", "errorText": "The provider is overloaded.", "code": "overloaded"}
+    assert finish["finishReason"] == "error"
+    assert finish["messageMetadata"]["status"] == "error"
+    assert finish["messageMetadata"]["usage"]["estimated"] is True  # the provider never reported usage
+    message = Message.objects.get(role="assistant")
+    assert (message.status, message.content, message.error_code) == ("error", "Part", "overloaded")
+    assert len(ScriptedProvider.calls) == 1  # nothing is retried after the first token
+
+
+def test_heartbeats_while_the_provider_is_quiet(post: Any, settings: Any) -> None:
+    settings.STREAMING = {**settings.STREAMING, "HEARTBEAT_SECONDS": 0.05}
+    ScriptedProvider.enqueue([Pause(0.3), TextDelta("late"), Finish()])
+    _, body = post({"message": "Hi", "model": "scripted:model-a"})
+
+    events = parse_events(body)
+    assert types(events)[:2] == ["start", "start-step"]
+    assert events.count("ping") >= 3
+    first_text = types(events).index("text-delta")
+    assert all(e == "ping" for e in events[2 : first_text - 1])
+    assert b": ping\n\n" in body
+
+
+def test_first_token_timeout(post: Any, settings: Any) -> None:
+    settings.STREAMING = {**settings.STREAMING, "FIRST_TOKEN_TIMEOUT": 0.2, "HEARTBEAT_SECONDS": 0.05}
+    ScriptedProvider.enqueue([Pause(5), TextDelta("never")])
+    _, body = post({"message": "Hi", "model": "scripted:model-a"})
+
+    events = parse_events(body)
+    error = next(e for e in events if isinstance(e, dict) and e["type"] == "error")
+    assert error["code"] == "timeout"
+    assert "0.2 seconds" in error["errorText"]
+    assert Message.objects.get(role="assistant").status == "error"
+
+
+def test_idle_timeout_keeps_the_partial_reply(post: Any, settings: Any) -> None:
+    settings.STREAMING = {**settings.STREAMING, "IDLE_TIMEOUT": 0.2, "HEARTBEAT_SECONDS": 0.05}
+    ScriptedProvider.enqueue([TextDelta("Half a "), Pause(5), TextDelta("reply")])
+    _, body = post({"message": "Hi", "model": "scripted:model-a"})
+
+    events = parse_events(body)
+    assert [e["code"] for e in events if isinstance(e, dict) and e["type"] == "error"] == ["timeout"]
+    message = Message.objects.get(role="assistant")
+    assert (message.status, message.content) == ("error", "Half a ")
+    assert message.usage.get().estimated is True

@@ -1,0 +1,248 @@
+"""The service layer: context, persistence, constant queries, retries and fallbacks, stops, stale replies."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from streaming.events import Finish, TextDelta, Usage
+from streaming.exceptions import (
+    Overloaded,
+    ProviderAuthError,
+    RateLimited,
+    ReplyInProgress,
+    UpstreamError,
+)
+from streaming.models import Conversation, Message
+from streaming.models import Usage as UsageRow
+from streaming.providers.scripted import Pause, ScriptedProvider, text_reply
+from streaming.relay import HEARTBEAT, run_async, run_sync
+from streaming.services import ChatInput, start_reply
+from streaming.stopping import request_stop
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def ask(user: Any, text: str = "Hi", model: str = "scripted:model-a", **kwargs: Any) -> Any:
+    return start_reply(user, ChatInput(kwargs.pop("conversation", None), text, model, **kwargs))
+
+
+def run(reply: Any) -> list[dict[str, Any]]:
+    return [chunk for batch in run_sync(reply) if batch is not HEARTBEAT for chunk in batch]
+
+
+def test_a_reply_costs_the_same_queries_whatever_its_length(user: Any) -> None:
+    counts = []
+    for tokens in (10, 2000):
+        ScriptedProvider.enqueue(text_reply(tokens))
+        with CaptureQueriesContext(connection) as queries:
+            chunks = run(ask(user, f"{tokens} tokens please"))
+        assert sum(c["type"] == "text-delta" for c in chunks) == tokens
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+    assert counts[0] <= 15
+
+
+def test_the_first_chunk_leaves_before_the_provider_is_called(user: Any) -> None:
+    reply = ask(user)
+    batches = run_sync(reply)
+    first = next(batches)
+    assert [c["type"] for c in first] == ["start", "start-step"]
+    assert ScriptedProvider.calls == []
+    assert [c["type"] for b in batches for c in b][-1] == "finish"
+    assert len(ScriptedProvider.calls) == 1
+
+
+def test_history_is_the_stored_conversation(user: Any) -> None:
+    run(ask(user, "First question"))
+    conversation = Conversation.objects.get()
+    ScriptedProvider.enqueue(text_reply(2))
+    run(ask(user, "Second question", conversation=conversation.id))
+
+    messages = ScriptedProvider.calls[1].request.messages
+    assert [(m.role, m.content) for m in messages] == [
+        ("user", "First question"),
+        ("assistant", "w0 w1 w2 "),
+        ("user", "Second question"),
+    ]
+    assert conversation.messages.count() == 4
+
+
+def test_system_prompt_and_history_limit(user: Any, settings: Any) -> None:
+    settings.STREAMING = {**settings.STREAMING, "SYSTEM_PROMPT": "Be brief.", "HISTORY_MESSAGES": 2}
+    run(ask(user, "one"))
+    conversation = Conversation.objects.get()
+    run(ask(user, "two", conversation=conversation.id))
+    run(ask(user, "three", conversation=conversation.id))
+
+    messages = ScriptedProvider.calls[2].request.messages
+    assert [m.content for m in messages] == ["Be brief.", "two", "w0 w1 w2 ", "three"]
+
+
+def test_title_comes_from_the_first_message(user: Any) -> None:
+    run(ask(user, "  How do   I stream\nreplies in Django? " + "x" * 100))
+    title = Conversation.objects.get().title
+    assert title.startswith("How do I stream replies in Django? x")
+    assert len(title) == 80 and title.endswith("…")
+
+
+def test_regenerate_replaces_the_last_reply(user: Any) -> None:
+    run(ask(user, "Question"))
+    conversation = Conversation.objects.get()
+    first_reply = conversation.messages.get(role="assistant")
+    ScriptedProvider.enqueue([TextDelta("Another answer"), Finish()])
+    run(start_reply(user, ChatInput(conversation.id, "", "scripted:model-a", regenerate=True)))
+
+    assert not Message.objects.filter(pk=first_reply.pk).exists()
+    assert [(m.role, m.content) for m in conversation.messages.order_by("created_at")] == [
+        ("user", "Question"),
+        ("assistant", "Another answer"),
+    ]
+    assert [m.content for m in ScriptedProvider.calls[1].request.messages] == ["Question"]
+    assert UsageRow.objects.count() == 2  # the replaced reply's cost is still on record
+
+
+def test_a_second_reply_while_one_streams_is_refused(user: Any) -> None:
+    reply = ask(user)
+    with pytest.raises(ReplyInProgress):
+        ask(user, conversation=uuid.UUID(reply.conversation_id))
+
+
+def test_retries_transient_errors_before_the_first_token(user: Any) -> None:
+    ScriptedProvider.enqueue([RateLimited(retry_after=0.01)])
+    ScriptedProvider.enqueue([Overloaded()])
+    ScriptedProvider.enqueue([TextDelta("ok"), Usage(1, 1), Finish()])
+    chunks = run(ask(user))
+
+    assert chunks[-1]["messageMetadata"]["status"] == "complete"
+    assert len(ScriptedProvider.calls) == 3
+    assert UsageRow.objects.count() == 1
+
+
+def test_falls_back_to_the_next_model_and_records_who_answered(user: Any, settings: Any) -> None:
+    settings.STREAMING = {
+        **settings.STREAMING,
+        "FALLBACKS": {"scripted:model-a": ["backup:model-b"]},
+        "RETRY_ATTEMPTS": 2,
+    }
+    ScriptedProvider.enqueue([UpstreamError()])
+    ScriptedProvider.enqueue([UpstreamError()])
+    ScriptedProvider.enqueue([TextDelta("from backup"), Usage(2, 2), Finish()])
+    run(ask(user))
+
+    assert [(c.provider, c.request.model) for c in ScriptedProvider.calls] == [
+        ("scripted", "model-a"),
+        ("scripted", "model-a"),
+        ("backup", "model-b"),
+    ]
+    message = Message.objects.get(role="assistant")
+    assert (message.model, message.content) == ("backup:model-b", "from backup")
+    usage = UsageRow.objects.get()
+    assert (usage.provider, usage.model) == ("backup", "model-b")
+
+
+def test_a_refused_call_is_not_retried_and_the_chain_ends_with_its_error(user: Any) -> None:
+    ScriptedProvider.enqueue([ProviderAuthError()])
+    chunks = run(ask(user))
+
+    assert len(ScriptedProvider.calls) == 1
+    assert [c["code"] for c in chunks if c["type"] == "error"] == ["auth"]
+    assert UsageRow.objects.count() == 0  # no tokens, no usage row
+
+
+def test_attempts_are_bounded(user: Any, settings: Any) -> None:
+    settings.STREAMING = {**settings.STREAMING, "RETRY_ATTEMPTS": 3}
+    for _ in range(10):
+        ScriptedProvider.enqueue([Overloaded()])
+    chunks = run(ask(user))
+    assert len(ScriptedProvider.calls) == 3
+    assert chunks[-1]["messageMetadata"]["status"] == "error"
+
+
+def stop_soon(message_id: str, delay: float = 0.1) -> None:
+    threading.Timer(delay, request_stop, args=(message_id,)).start()
+
+
+def test_stop_keeps_the_partial_reply_as_cancelled(user: Any) -> None:
+    ScriptedProvider.enqueue([TextDelta("Partial "), Pause(5), TextDelta("never")])
+    reply = ask(user)
+    stop_soon(reply.message_id)
+    started = time.monotonic()
+    chunks = run(reply)
+
+    assert time.monotonic() - started < 2
+    assert [c["type"] for c in chunks][-3:] == ["text-end", "message-metadata", "abort"]
+    assert chunks[-1] == {"type": "abort", "reason": "stopped"}
+    metadata = chunks[-2]["messageMetadata"]
+    assert metadata["status"] == "cancelled"
+    assert metadata["usage"]["estimated"] is True
+    message = Message.objects.get(role="assistant")
+    assert (message.status, message.content, message.error_code) == ("cancelled", "Partial ", "stopped")
+    assert UsageRow.objects.get().estimated is True
+
+
+def test_stop_on_the_async_path_closes_the_provider(user: Any) -> None:
+    ScriptedProvider.enqueue([TextDelta("Partial "), Pause(5), TextDelta("never")])
+    reply = ask(user)
+
+    async def consume() -> list[str]:
+        stop_soon(reply.message_id)
+        return [c["type"] async for batch in run_async(reply) for c in batch]
+
+    kinds = asyncio.run(consume())
+    assert kinds[-1] == "abort"
+    assert ScriptedProvider.calls[0].closed_early
+    assert Message.objects.get(role="assistant").status == "cancelled"
+
+
+def test_a_consumer_that_goes_away_leaves_a_cancelled_reply(user: Any) -> None:
+    ScriptedProvider.enqueue([TextDelta("a "), TextDelta("b "), Pause(5), TextDelta("c")])
+    batches = run_sync(ask(user))
+    next(batches)  # start
+    next(batches)  # first text
+    batches.close()  # the client disconnected
+
+    message = Message.objects.get(role="assistant")
+    assert message.status == "cancelled"
+    assert message.error_code == "disconnected"
+    assert message.content.startswith("a ")
+    assert UsageRow.objects.get().estimated is True
+
+
+def test_stale_streaming_replies_become_interrupted(user: Any) -> None:
+    reply = ask(user)  # never streamed: as if its process died
+    Message.objects.filter(pk=reply.message_id).update(updated_at=timezone.now() - timedelta(minutes=10))
+    call_command("mark_interrupted")
+    assert Message.objects.get(pk=reply.message_id).status == "interrupted"
+
+
+def test_a_stale_reply_does_not_block_the_conversation(user: Any) -> None:
+    reply = ask(user)
+    Message.objects.filter(pk=reply.message_id).update(updated_at=timezone.now() - timedelta(minutes=10))
+    run(ask(user, "again", conversation=uuid.UUID(reply.conversation_id)))
+    assert Message.objects.get(pk=reply.message_id).status == "interrupted"
+
+
+def test_a_live_reply_renews_its_lease(user: Any, settings: Any) -> None:
+    settings.STREAMING = {**settings.STREAMING, "STALE_AFTER_SECONDS": 0.4}
+    ScriptedProvider.enqueue([TextDelta("slow"), Pause(0.5), TextDelta(" reply"), Finish()])
+    reply = ask(user)
+    before = Message.objects.get(pk=reply.message_id).updated_at
+    batches = run_sync(reply)
+    next(batches)
+    next(batches)
+    time.sleep(0.3)
+    next(batches)
+    assert Message.objects.get(pk=reply.message_id).updated_at > before
+    list(batches)
+    assert Message.objects.get(pk=reply.message_id).status == "complete"
