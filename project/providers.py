@@ -2,6 +2,9 @@
 
 Each provider whose key is set is enabled with a few of its models; ``demo`` is always there.
 ``STREAMING_MODELS`` (comma-separated ``provider:model``) replaces the model list.
+The demo provider's pace comes from ``STREAMING_DEMO_TOKENS_PER_SECOND`` (default 50) and
+``STREAMING_DEMO_FIRST_TOKEN_DELAY`` (seconds, default 0); ``STREAMING_HEARTBEAT_SECONDS`` sets how
+often a quiet stream sends a ``: ping`` (default 15).
 """
 
 from __future__ import annotations
@@ -37,7 +40,10 @@ def streaming_setting(environ: Mapping[str, str]) -> dict[str, Any]:
     providers: dict[str, Any] = {
         "demo": {
             "BACKEND": "streaming.providers.demo.DemoProvider",
-            "OPTIONS": {"tokens_per_second": float(environ.get("STREAMING_DEMO_TOKENS_PER_SECOND", "50"))},
+            "OPTIONS": {
+                "tokens_per_second": float(environ.get("STREAMING_DEMO_TOKENS_PER_SECOND", "50")),
+                "first_token_delay": float(environ.get("STREAMING_DEMO_FIRST_TOKEN_DELAY", "0")),
+            },
         }
     }
     models: list[Any] = []
@@ -51,6 +57,9 @@ def streaming_setting(environ: Mapping[str, str]) -> dict[str, Any]:
         labelled = {m["id"]: m for m in models}
         models = [labelled.get(model_id, model_id) for model_id in override]
     setting: dict[str, Any] = {"PROVIDERS": providers, "MODELS": models}
+    heartbeat = environ.get("STREAMING_HEARTBEAT_SECONDS")
+    if heartbeat:
+        setting["HEARTBEAT_SECONDS"] = float(heartbeat)
     budget = environ.get("STREAMING_MONTHLY_BUDGET_USD")
     if budget:
         setting["MONTHLY_BUDGET_USD"] = budget

@@ -1,7 +1,9 @@
 """The offline demo provider: a deterministic markdown reply, a word at a time, with usage.
 
-Options: ``tokens_per_second`` (default 50; 0 streams as fast as possible) and ``min_reply_tokens``
-(pad the reply with numbered paragraphs up to this many tokens, for long-reply tests).
+Options: ``tokens_per_second`` (default 50; 0 streams as fast as possible), ``min_reply_tokens``
+(pad the reply with numbered paragraphs up to this many tokens, for long-reply tests) and
+``first_token_delay`` (seconds of silence before the first token, like a model that thinks before it
+answers: heartbeats and the first-token timeout can be watched at work).
 """
 
 from __future__ import annotations
@@ -64,9 +66,14 @@ class DemoProvider(Provider):
         rate = float(self.options.get("tokens_per_second", 50))
         return 1.0 / rate if rate > 0 else 0.0
 
+    def _first_token_delay(self) -> float:
+        return max(0.0, float(self.options.get("first_token_delay", 0)))
+
     def stream(self, request: ChatRequest) -> Iterator[Event]:
         tokens, reasoning, usage = self._script(request)
         delay = self._delay()
+        if pause := self._first_token_delay():
+            time.sleep(pause)
         for piece in reasoning:
             if delay:
                 time.sleep(delay)
@@ -81,6 +88,8 @@ class DemoProvider(Provider):
     async def astream(self, request: ChatRequest) -> AsyncIterator[Event]:
         tokens, reasoning, usage = self._script(request)
         delay = self._delay()
+        if pause := self._first_token_delay():
+            await asyncio.sleep(pause)
         for piece in reasoning:
             if delay:
                 await asyncio.sleep(delay)
