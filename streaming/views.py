@@ -79,9 +79,9 @@ def chat(request: HttpRequest) -> HttpResponseBase:
 
 @api_view(["POST"])
 def stop(request: HttpRequest, message_id: str) -> HttpResponse:
-    message = Message.objects.filter(
-        pk=_uuid_or_404(message_id), conversation__owner_id=request.user.pk
-    ).first()
+    mine = Message.objects.filter(pk=_uuid_or_404(message_id), conversation__owner_id=request.user.pk)
+    mark_stale_interrupted(mine, stale_after=app_settings.stale_after_seconds)  # nobody would hear a stop
+    message = mine.first()
     if message is None:
         raise NotFound("No such message.")
     if message.status != Message.Status.STREAMING:
