@@ -1,0 +1,226 @@
+"""Anthropic Messages streaming, with extended thinking streamed as reasoning.
+
+The SDK builds and authenticates the request and classifies HTTP errors; the event stream is read from
+its raw response (``with_streaming_response``) and parsed with orjson.
+
+``OPTIONS`` (all optional):
+
+* ``base_url``: else ``$ANTHROPIC_BASE_URL``, else Anthropic's own; ``api_key_env`` (default
+  ``ANTHROPIC_API_KEY``); ``timeout`` (seconds, SDK default 600); ``headers``.
+* ``max_tokens``: the reply's token limit when the request sets none (default 4096).
+* ``thinking_budget``: thinking tokens when a reply asks for reasoning (default 2048, at least 1024);
+  ``max_tokens`` is raised by the budget so the visible reply keeps its limit. ``thinking_type``:
+  ``"enabled"`` (default, with the budget) or ``"adaptive"`` for models that decide for themselves.
+* ``cache_control``: e.g. ``{"type": "ephemeral"}`` to cache the conversation prefix automatically.
+* ``extra_body``: merged into the request body.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import aclosing, closing
+from typing import Any, ClassVar
+
+import anthropic
+import orjson
+
+from streaming.events import Event, Finish, ReasoningDelta, TextDelta, Usage
+from streaming.exceptions import ProviderConnectionError, ProviderError, ProviderTimeout, UpstreamError
+from streaming.providers.base import ChatRequest, Provider
+from streaming.providers.sse_lines import aiter_sse, iter_sse
+from streaming.providers.upstream import (
+    SDKClients,
+    malformed,
+    missing_key,
+    notify_open,
+    status_error,
+    transport_classes,
+    transport_error,
+    truncated,
+)
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+DEFAULT_MAX_TOKENS = 4096
+DEFAULT_THINKING_BUDGET = 2048
+
+STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool-calls",
+    "refusal": "content-filter",
+}
+
+_USAGE_FIELDS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens")
+
+
+class MessageEvents:
+    """The mapping from Messages stream events to events, shared by ``stream`` and ``astream``.
+
+    Usage arrives twice: ``message_start`` has the input side (and a first output count);
+    ``message_delta`` has the cumulative output count and may restate the input fields.
+    """
+
+    __slots__ = ("stop_reason", "stopped", "usage")
+
+    def __init__(self) -> None:
+        self.usage: dict[str, int] = {}
+        self.stop_reason: str | None = None
+        self.stopped = False
+
+    def feed(self, data: bytes) -> list[Event]:
+        event = orjson.loads(data)
+        kind = event.get("type") if isinstance(event, dict) else None
+        if kind == "content_block_delta":
+            delta = event.get("delta") or {}
+            delta_type = delta.get("type")
+            if delta_type == "text_delta" and delta.get("text"):
+                return [TextDelta(delta["text"])]
+            if delta_type == "thinking_delta" and delta.get("thinking"):
+                return [ReasoningDelta(delta["thinking"])]
+            return []  # signature_delta, input_json_delta, citations_delta
+        if kind == "message_start":
+            self._merge((event.get("message") or {}).get("usage"))
+        elif kind == "message_delta":
+            self.stop_reason = (event.get("delta") or {}).get("stop_reason") or self.stop_reason
+            self._merge(event.get("usage"))
+        elif kind == "message_stop":
+            self.stopped = True
+        elif kind == "error":
+            raise status_error(None, event)
+        return []
+
+    def _merge(self, usage: Mapping[str, Any] | None) -> None:
+        if not usage:
+            return
+        for name in _USAGE_FIELDS:
+            if isinstance(usage.get(name), int):
+                self.usage[name] = usage[name]
+        details = usage.get("output_tokens_details")
+        if isinstance(details, Mapping) and isinstance(details.get("thinking_tokens"), int):
+            self.usage["thinking_tokens"] = details["thinking_tokens"]
+
+    def end(self) -> list[Event]:
+        """The body ended: usage, then the finish; a stream cut short is an error."""
+        if not self.stopped and self.stop_reason is None:
+            raise truncated()
+        events: list[Event] = [usage_from(self.usage)] if self.usage else []
+        events.append(Finish(STOP_REASONS.get(self.stop_reason or "", "other")))
+        return events
+
+
+def usage_from(usage: Mapping[str, int]) -> Usage:
+    """Anthropic counts cache reads and writes apart from ``input_tokens``: SPEC §2 adds them up."""
+    cache_read = usage.get("cache_read_input_tokens", 0)
+    cache_write = usage.get("cache_creation_input_tokens", 0)
+    return Usage(
+        input_tokens=usage.get("input_tokens", 0) + cache_read + cache_write,
+        output_tokens=usage.get("output_tokens", 0),
+        cached_input_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        reasoning_tokens=usage.get("thinking_tokens", 0),
+    )
+
+
+class AnthropicProvider(Provider):
+    """Claude models over the Anthropic SDK's Messages API."""
+
+    key_env: ClassVar[tuple[str, ...]] = ("ANTHROPIC_API_KEY",)
+
+    def __init__(self, name: str, options: dict[str, Any] | None = None) -> None:
+        super().__init__(name, options)
+        self._clients: SDKClients[anthropic.Anthropic, anthropic.AsyncAnthropic] = SDKClients(
+            lambda: anthropic.Anthropic(**self._client_options()),
+            lambda: anthropic.AsyncAnthropic(**self._client_options()),
+        )
+
+    def base_url(self) -> str:
+        env = self.options.get("base_url_env", "ANTHROPIC_BASE_URL")
+        return str(self.options.get("base_url") or os.environ.get(env) or DEFAULT_BASE_URL)
+
+    def _client_options(self) -> dict[str, Any]:
+        key = self.api_key()
+        if not key:
+            raise missing_key(self.name, self.key_variables())
+        options: dict[str, Any] = {"api_key": key, "base_url": self.base_url(), "max_retries": 0}
+        if "timeout" in self.options:
+            options["timeout"] = float(self.options["timeout"])
+        if self.options.get("headers"):
+            options["default_headers"] = dict(self.options["headers"])
+        return options
+
+    def _params(self, request: ChatRequest) -> dict[str, Any]:
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        max_tokens = int(request.max_output_tokens or self.options.get("max_tokens", DEFAULT_MAX_TOKENS))
+        params: dict[str, Any] = {
+            "model": request.model,
+            "messages": [
+                {"role": m.role, "content": m.content} for m in request.messages if m.role != "system"
+            ],
+            "stream": True,
+        }
+        if system:
+            params["system"] = system
+        if request.reasoning:
+            if self.options.get("thinking_type", "enabled") == "adaptive":
+                params["thinking"] = {"type": "adaptive"}
+            else:
+                budget = max(1024, int(self.options.get("thinking_budget", DEFAULT_THINKING_BUDGET)))
+                params["thinking"] = {"type": "enabled", "budget_tokens": budget}
+                max_tokens += budget  # thinking counts against max_tokens, which must exceed the budget
+        params["max_tokens"] = max_tokens
+        if self.options.get("cache_control"):
+            params["cache_control"] = dict(self.options["cache_control"])
+        if self.options.get("extra_body"):
+            params["extra_body"] = dict(self.options["extra_body"])
+        return params
+
+    def _error(self, exc: Exception) -> ProviderError:
+        if isinstance(exc, anthropic.APIStatusError):
+            return status_error(
+                exc.status_code, exc.body, headers=exc.response.headers, secrets=[self.api_key()]
+            )
+        if isinstance(exc, anthropic.APITimeoutError):
+            return ProviderTimeout()
+        if isinstance(exc, anthropic.APIConnectionError):
+            return ProviderConnectionError()
+        if isinstance(exc, orjson.JSONDecodeError):
+            return malformed()
+        return transport_error(exc) or UpstreamError()
+
+    def stream(self, request: ChatRequest) -> Iterator[Event]:
+        try:
+            client = self._clients.sync()
+            with client.messages.with_streaming_response.create(**self._params(request)) as response:
+                notify_open(request, response.http_response)
+                messages = MessageEvents()
+                with closing(iter_sse(response.http_response.iter_bytes())) as events:
+                    for _name, data in events:
+                        yield from messages.feed(data)
+                yield from messages.end()
+        except _failures() as exc:
+            raise self._error(exc) from None
+
+    async def astream(self, request: ChatRequest) -> AsyncIterator[Event]:
+        try:
+            client = self._clients.for_loop()
+            params = self._params(request)
+            async with client.messages.with_streaming_response.create(**params) as response:
+                notify_open(request, response.http_response)
+                messages = MessageEvents()
+                async with aclosing(aiter_sse(response.http_response.aiter_bytes())) as events:
+                    async for _name, data in events:
+                        for event in messages.feed(data):
+                            yield event
+                for event in messages.end():
+                    yield event
+        except _failures() as exc:
+            raise self._error(exc) from None
+
+
+def _failures() -> tuple[type[Exception], ...]:
+    """What the SDK and the stream may raise; each becomes a ``ProviderError``."""
+    return (anthropic.AnthropicError, orjson.JSONDecodeError, *transport_classes())

@@ -1,0 +1,267 @@
+"""Google Gemini through google-genai's ``generate_content_stream``, thoughts streamed as reasoning.
+
+Gemini sends few, large chunks, so the SDK's own parsing costs little here; its raw path is private.
+The SDK gets its HTTP clients from this module, with a response hook that records each response a
+call opens: closing the SDK's stream early does not close its response (the async ``aclose()`` stops
+at the outer generator), so ``stream``/``astream`` close them themselves.
+
+``OPTIONS`` (all optional):
+
+* ``base_url``: else ``$GOOGLE_GEMINI_BASE_URL``, else Google's; ``api_version`` (SDK default, ``v1``;
+  ``v1beta`` for preview features); ``api_key_env`` (default ``GEMINI_API_KEY``, then ``GOOGLE_API_KEY``).
+* ``timeout``: seconds for connecting and for each read (default 600); ``headers``.
+* ``max_output_tokens``; ``thinking_budget`` / ``thinking_level`` sent with ``include_thoughts`` when a
+  reply asks for reasoning.
+* ``automatic_continuation``: let the SDK resume long replies in further requests (default False:
+  every request is one provider call, so a stopped reply makes no new request).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar
+from typing import Any, ClassVar
+
+import httpx2
+from google import genai
+from google.genai import errors, types
+
+from streaming.events import Event, Finish, ReasoningDelta, TextDelta, Usage
+from streaming.exceptions import ProviderError, UpstreamError
+from streaming.providers.base import ChatRequest, Provider
+from streaming.providers.upstream import (
+    SDKClients,
+    hang_up_for,
+    malformed,
+    missing_key,
+    notify_open,
+    status_error,
+    transport_classes,
+    transport_error,
+    truncated,
+)
+
+DEFAULT_TIMEOUT = 600.0
+
+FINISH_REASONS = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content-filter",
+    "RECITATION": "content-filter",
+    "BLOCKLIST": "content-filter",
+    "PROHIBITED_CONTENT": "content-filter",
+    "SPII": "content-filter",
+    "IMAGE_SAFETY": "content-filter",
+    "IMAGE_PROHIBITED_CONTENT": "content-filter",
+    "UNEXPECTED_TOOL_CALL": "tool-calls",
+}
+
+
+class GeminiChunks:
+    """The mapping from ``GenerateContentResponse`` chunks to events, shared by ``stream`` and ``astream``.
+
+    Each chunk's ``usage_metadata`` is the running total so far: the last one is the call's usage.
+    """
+
+    __slots__ = ("finish_reason", "usage")
+
+    def __init__(self) -> None:
+        self.usage: types.GenerateContentResponseUsageMetadata | None = None
+        self.finish_reason: str | None = None
+
+    def feed(self, chunk: types.GenerateContentResponse) -> list[Event]:
+        if chunk.usage_metadata is not None:
+            self.usage = chunk.usage_metadata
+        if chunk.prompt_feedback is not None and chunk.prompt_feedback.block_reason:
+            self.finish_reason = "content-filter"
+        if not chunk.candidates:
+            return []
+        candidate = chunk.candidates[0]
+        if candidate.finish_reason:
+            reason = getattr(candidate.finish_reason, "value", candidate.finish_reason)
+            self.finish_reason = FINISH_REASONS.get(str(reason), "other")
+        parts = candidate.content.parts if candidate.content else None
+        return [ReasoningDelta(p.text) if p.thought else TextDelta(p.text) for p in parts or () if p.text]
+
+    def end(self) -> list[Event]:
+        """The body ended: usage, then the finish; a stream cut short is an error."""
+        if self.finish_reason is None:
+            raise truncated()
+        events: list[Event] = [usage_from(self.usage)] if self.usage else []
+        events.append(Finish(self.finish_reason))
+        return events
+
+
+def usage_from(usage: types.GenerateContentResponseUsageMetadata) -> Usage:
+    """``prompt_token_count`` includes cached content; thoughts are counted apart from candidates."""
+    thoughts = usage.thoughts_token_count or 0
+    return Usage(
+        input_tokens=(usage.prompt_token_count or 0) + (usage.tool_use_prompt_token_count or 0),
+        output_tokens=(usage.candidates_token_count or 0) + thoughts,
+        cached_input_tokens=usage.cached_content_token_count or 0,
+        reasoning_tokens=thoughts,
+    )
+
+
+class _OpenedResponses:
+    """The HTTP responses one call opened, recorded by the clients' response hook while it runs."""
+
+    def __init__(self, request: ChatRequest) -> None:
+        self.request = request
+        self.responses: list[Any] = []
+
+    def add(self, response: Any) -> None:
+        self.responses.append(response)
+        notify_open(self.request, response)
+
+    def hang_up(self) -> None:
+        # Synchronous, so it happens even if the task is cancelled again while closing.
+        for response in self.responses:
+            if not response.is_closed:
+                hang_up_for(response)()
+
+    def close(self) -> None:
+        self.hang_up()
+        for response in self.responses:
+            response.close()
+
+    async def aclose(self) -> None:
+        self.hang_up()
+        for response in self.responses:
+            await response.aclose()
+
+
+_opened: ContextVar[_OpenedResponses | None] = ContextVar("streaming_gemini_opened", default=None)
+
+
+def _record(response: httpx2.Response) -> None:
+    opened = _opened.get()
+    if opened is not None:
+        opened.add(response)
+
+
+async def _arecord(response: httpx2.Response) -> None:
+    _record(response)
+
+
+def _next(chunks: Iterator[types.GenerateContentResponse], opened: _OpenedResponses) -> Any:
+    # Set around each step (not the whole loop): the consumer may resume the generator from another context.
+    token = _opened.set(opened)
+    try:
+        return next(chunks, None)
+    finally:
+        _opened.reset(token)
+
+
+async def _anext(chunks: AsyncIterator[types.GenerateContentResponse], opened: _OpenedResponses) -> Any:
+    token = _opened.set(opened)
+    try:
+        return await anext(chunks, None)
+    finally:
+        _opened.reset(token)
+
+
+class GeminiProvider(Provider):
+    """Gemini models over google-genai (the Gemini Developer API, not Vertex AI)."""
+
+    key_env: ClassVar[tuple[str, ...]] = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+
+    def __init__(self, name: str, options: dict[str, Any] | None = None) -> None:
+        super().__init__(name, options)
+        self._clients: SDKClients[genai.Client, genai.Client] = SDKClients(
+            lambda: self._client(httpx_client=httpx2.Client(event_hooks={"response": [_record]})),
+            lambda: self._client(httpx_async_client=httpx2.AsyncClient(event_hooks={"response": [_arecord]})),
+        )
+
+    def base_url(self) -> str | None:
+        env = self.options.get("base_url_env", "GOOGLE_GEMINI_BASE_URL")
+        return self.options.get("base_url") or os.environ.get(env) or None
+
+    def _client(self, **http_clients: Any) -> genai.Client:
+        key = self.api_key()
+        if not key:
+            raise missing_key(self.name, self.key_variables())
+        http_options = types.HttpOptions(
+            base_url=self.base_url(),
+            api_version=self.options.get("api_version"),
+            headers=dict(self.options.get("headers") or {}) or None,
+            timeout=int(float(self.options.get("timeout", DEFAULT_TIMEOUT)) * 1000),
+            # The SDK does not retry by default; say so, and keep its aiohttp path from retrying either.
+            retry_options=types.HttpRetryOptions(attempts=1),
+            **http_clients,
+        )
+        return genai.Client(api_key=key, vertexai=False, http_options=http_options)
+
+    def _params(self, request: ChatRequest) -> dict[str, Any]:
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        contents = [
+            types.Content(
+                role="model" if m.role == "assistant" else "user", parts=[types.Part(text=m.content)]
+            )
+            for m in request.messages
+            if m.role != "system"
+        ]
+        config = types.GenerateContentConfig(
+            system_instruction=system or None,
+            max_output_tokens=request.max_output_tokens or self.options.get("max_output_tokens"),
+            automatic_continuation=bool(self.options.get("automatic_continuation", False)),
+        )
+        if request.reasoning:
+            config.thinking_config = types.ThinkingConfig(
+                include_thoughts=True,
+                thinking_budget=self.options.get("thinking_budget"),
+                thinking_level=self.options.get("thinking_level"),
+            )
+        return {"model": request.model, "contents": contents, "config": config}
+
+    def _error(self, exc: Exception) -> ProviderError:
+        if isinstance(exc, errors.APIError):
+            status = exc.code if isinstance(exc.code, int) else None
+            headers = getattr(exc.response, "headers", None)
+            return status_error(status, exc.details, headers=headers, secrets=[self.api_key()])
+        if isinstance(exc, errors.UnknownApiResponseError):
+            return malformed()
+        return transport_error(exc) or UpstreamError()
+
+    def stream(self, request: ChatRequest) -> Iterator[Event]:
+        opened = _OpenedResponses(request)
+        try:
+            chunks = self._clients.sync().models.generate_content_stream(**self._params(request))
+            mapper = GeminiChunks()
+            try:
+                while (chunk := _next(chunks, opened)) is not None:
+                    yield from mapper.feed(chunk)
+            finally:
+                getattr(chunks, "close", lambda: None)()
+                opened.close()
+            yield from mapper.end()
+        except _failures() as exc:
+            raise self._error(exc) from None
+
+    async def astream(self, request: ChatRequest) -> AsyncIterator[Event]:
+        opened = _OpenedResponses(request)
+        try:
+            models = self._clients.for_loop().aio.models
+            chunks = await models.generate_content_stream(**self._params(request))
+            mapper = GeminiChunks()
+            try:
+                while (chunk := await _anext(chunks, opened)) is not None:
+                    for event in mapper.feed(chunk):
+                        yield event
+            finally:
+                await opened.aclose()
+                await getattr(chunks, "aclose", _nothing)()
+            for event in mapper.end():
+                yield event
+        except _failures() as exc:
+            raise self._error(exc) from None
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _failures() -> tuple[type[Exception], ...]:
+    """What the SDK and the stream may raise; each becomes a ``ProviderError``."""
+    return (errors.APIError, errors.UnknownApiResponseError, *transport_classes())

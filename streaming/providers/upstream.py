@@ -1,0 +1,322 @@
+"""What the vendor provider modules share about their upstream HTTP call.
+
+* ``status_error`` / ``transport_error`` / ``clean``: vendor failures as ``ProviderError`` subclasses with
+  a human sentence, the vendor's own words with any key removed, and ``retry_after`` from the headers.
+* ``UpstreamAbort`` and ``notify_open``: let another thread hang up a call whose read is blocked.
+* ``SDKClients``: one sync SDK client per provider and one async client per event loop, made lazily.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import re
+import socket
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Generic, TypeVar
+
+from streaming.exceptions import (
+    Overloaded,
+    ProviderAuthError,
+    ProviderBadRequest,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeout,
+    RateLimited,
+    UpstreamError,
+)
+from streaming.providers.base import ChatRequest
+
+#: The ``ChatRequest.extra`` key of a callable that receives a thread-safe "hang up" function
+#: once the upstream response is open (see ``UpstreamAbort``).
+ON_OPEN = "on_open"
+
+# -- errors ---------------------------------------------------------------------------------------
+
+_BY_STATUS: dict[int, type[ProviderError]] = {
+    400: ProviderBadRequest,
+    401: ProviderAuthError,
+    403: ProviderAuthError,
+    404: ProviderBadRequest,
+    408: ProviderTimeout,
+    409: UpstreamError,
+    413: ProviderBadRequest,
+    422: ProviderBadRequest,
+    429: RateLimited,
+    503: Overloaded,
+    529: Overloaded,
+}
+
+# Vendor error types (OpenAI ``type``/``code``, Anthropic ``error.type``, Google ``status``/``reason``)
+# that say more than the HTTP status does; mid-stream errors have only these.
+_BY_KIND: dict[str, type[ProviderError]] = {
+    "overloaded_error": Overloaded,
+    "overloaded": Overloaded,
+    "unavailable": Overloaded,
+    "rate_limit_error": RateLimited,
+    "rate_limit_exceeded": RateLimited,
+    "resource_exhausted": RateLimited,
+    "insufficient_quota": RateLimited,
+    "authentication_error": ProviderAuthError,
+    "permission_error": ProviderAuthError,
+    "invalid_api_key": ProviderAuthError,
+    "api_key_invalid": ProviderAuthError,
+    "unauthenticated": ProviderAuthError,
+    "permission_denied": ProviderAuthError,
+    "invalid_request_error": ProviderBadRequest,
+    "invalid_argument": ProviderBadRequest,
+    "not_found_error": ProviderBadRequest,
+    "request_too_large": ProviderBadRequest,
+    "timeout_error": ProviderTimeout,
+    "deadline_exceeded": ProviderTimeout,
+    "api_error": UpstreamError,
+    "server_error": UpstreamError,
+    "internal": UpstreamError,
+}
+
+_SECRET_PATTERNS = (
+    (re.compile(r"(?i)\b(bearer)\s+[^\s\"',]+"), r"\1 [redacted]"),
+    (re.compile(r"(?i)\b(key|api_key|x-api-key|x-goog-api-key)=[^&\s\"',]+"), r"\1=[redacted]"),
+)
+_MAX_DETAIL = 300
+
+
+def clean(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` without the given secrets or anything shaped like a credential, one line, bounded."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
+
+
+def error_detail(body: object) -> tuple[str, str]:
+    """``(message, kind)`` from a vendor error body: OpenAI, Anthropic and Google shapes, or plain text."""
+    if isinstance(body, list) and len(body) == 1:
+        body = body[0]
+    if isinstance(body, (bytes, str)):
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        return text.strip(), ""
+    if not isinstance(body, Mapping):
+        return "", ""
+    error = body.get("error", body)
+    if not isinstance(error, Mapping):
+        return str(error), ""
+    message = error.get("message") or ""
+    # Most specific first: Google's reason, then code, status, type.
+    kinds = [*_google_reasons(error), error.get("code"), error.get("status"), error.get("type")]
+    kind = next((k.lower() for k in kinds if isinstance(k, str) and k.lower() in _BY_KIND), "")
+    return str(message), kind
+
+
+def _google_reasons(error: Mapping[str, Any]) -> list[str]:
+    details = error.get("details")
+    if not isinstance(details, list):
+        return []
+    return [str(d["reason"]) for d in details if isinstance(d, Mapping) and isinstance(d.get("reason"), str)]
+
+
+def status_error(
+    status: int | None,
+    body: object = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    secrets: Iterable[str | None] = (),
+) -> ProviderError:
+    """The ``ProviderError`` for a vendor's error response (or a mid-stream error event, ``status`` None)."""
+    message, kind = error_detail(body)
+    cls = _error_class(status, kind)
+    detail = clean(message, secrets)
+    where = f"HTTP {status}" if status else "during the stream"
+    text = f"{cls.default_message} ({where}: {detail})" if detail else f"{cls.default_message} ({where})"
+    return cls(text, retry_after=retry_after(headers, body), upstream_status=status)
+
+
+def _error_class(status: int | None, kind: str) -> type[ProviderError]:
+    # A specific status wins; the vendor's kind refines a generic 400 or 5xx, or stands alone mid-stream.
+    if status is not None and status in _BY_STATUS and status != 400:
+        return _BY_STATUS[status]
+    if kind:
+        return _BY_KIND[kind]
+    if status is not None and status < 500:
+        return ProviderBadRequest
+    return UpstreamError
+
+
+def retry_after(headers: Mapping[str, str] | None, body: object = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms``, ``retry-after`` (seconds or a date), or Google's RetryInfo."""
+    if headers:
+        value = headers.get("retry-after-ms")
+        if value:
+            try:
+                return max(0.0, float(value) / 1000)
+            except ValueError:
+                pass
+        value = headers.get("retry-after")
+        if value:
+            return _seconds_or_date(value)
+    return _google_retry_delay(body)
+
+
+def _seconds_or_date(value: str) -> float | None:
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def _google_retry_delay(body: object) -> float | None:
+    if isinstance(body, list) and len(body) == 1:
+        body = body[0]
+    error = body.get("error") if isinstance(body, Mapping) else None
+    details = error.get("details") if isinstance(error, Mapping) else None
+    for detail in details if isinstance(details, list) else []:
+        delay = detail.get("retryDelay") if isinstance(detail, Mapping) else None
+        if isinstance(delay, str) and delay.endswith("s"):
+            try:
+                return max(0.0, float(delay[:-1]))
+            except ValueError:
+                return None
+    return None
+
+
+def transport_classes() -> tuple[type[Exception], ...]:
+    """The base classes of httpx/httpx2 transport failures (the SDKs use one or the other)."""
+    modules = (sys.modules.get("httpx2"), sys.modules.get("httpx"))
+    return tuple(module.TransportError for module in modules if module is not None)
+
+
+def transport_error(exc: BaseException) -> ProviderError | None:
+    """A ``ProviderError`` for an httpx/httpx2 failure (connecting or reading); None for anything else."""
+    for name in ("httpx2", "httpx"):
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        if isinstance(exc, module.TimeoutException):
+            return ProviderTimeout()
+        if isinstance(exc, module.ConnectError):
+            return ProviderConnectionError()
+        if isinstance(exc, module.TransportError):
+            return ProviderConnectionError("The connection to the model provider was lost.")
+    return None
+
+
+def malformed() -> UpstreamError:
+    return UpstreamError("The model provider sent a stream that could not be read.")
+
+
+def truncated() -> ProviderConnectionError:
+    return ProviderConnectionError("The model provider closed the stream before the reply was complete.")
+
+
+def missing_key(provider_name: str, variables: list[str]) -> ProviderAuthError:
+    names = " or ".join(variables) or "an API key variable"
+    return ProviderAuthError(f"No API key is configured for the provider {provider_name!r}: set {names}.")
+
+
+# -- hanging up from another thread ---------------------------------------------------------------
+
+
+def hang_up_for(response: Any) -> Callable[[], None]:
+    """A thread-safe function that shuts the socket of an httpx/httpx2 ``response`` down.
+
+    Closing a socket does not wake a thread blocked reading it; ``shutdown`` does, and sends the FIN
+    the upstream sees as a hang-up. The blocked read then fails and the reading thread closes the
+    response itself, so the connection pool is only ever touched by that thread.
+    """
+    stream = getattr(response, "extensions", {}).get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+
+    def hang_up() -> None:
+        if isinstance(sock, socket.socket):
+            # The base method: ``SSLSocket.shutdown`` would also unwrap TLS under the reader's feet.
+            with contextlib.suppress(OSError):  # already closed
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    return hang_up
+
+
+def notify_open(request: ChatRequest, response: Any) -> None:
+    """Hand ``request.extra["on_open"]`` (if any) the hang-up function of a response that just opened."""
+    on_open = request.extra.get(ON_OPEN)
+    if on_open is not None:
+        on_open(hang_up_for(response))
+
+
+class UpstreamAbort:
+    """Lets any thread hang up the provider call of a request, even while its read is blocked.
+
+    ::
+
+        abort = UpstreamAbort()
+        request = ChatRequest(model, messages, extra={"on_open": abort.attach})
+        # worker thread:  for event in provider.stream(request): ...
+        # any thread:     abort.abort()   # the upstream sees the hang-up; the worker's read ends
+        #                                 # with ProviderConnectionError (or returns, if it was done)
+
+    Providers call ``attach`` when an upstream response opens (once per call; a retry attaches
+    again). An abort that comes first takes effect as soon as the response opens.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hang_up: Callable[[], None] | None = None
+        self.aborted = False
+
+    def attach(self, hang_up: Callable[[], None]) -> None:
+        with self._lock:
+            self._hang_up = hang_up
+            aborted = self.aborted
+        if aborted:
+            hang_up()
+
+    def abort(self) -> None:
+        with self._lock:
+            self.aborted = True
+            hang_up = self._hang_up
+        if hang_up is not None:
+            hang_up()
+
+
+# -- SDK clients ----------------------------------------------------------------------------------
+
+S = TypeVar("S")
+A = TypeVar("A")
+
+
+class SDKClients(Generic[S, A]):
+    """One sync SDK client, and one async client per event loop (their pooled connections belong to
+    the loop that opened them), each made on first use."""
+
+    def __init__(self, make_sync: Callable[[], S], make_async: Callable[[], A]) -> None:
+        self._make_sync = make_sync
+        self._make_async = make_async
+        self._lock = threading.Lock()
+        self._sync: S | None = None
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, A] = weakref.WeakKeyDictionary()
+
+    def sync(self) -> S:
+        with self._lock:
+            if self._sync is None:
+                self._sync = self._make_sync()
+            return self._sync
+
+    def for_loop(self) -> A:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._async.get(loop)
+            if client is None:
+                client = self._async[loop] = self._make_async()
+            return client
