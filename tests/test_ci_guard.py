@@ -13,7 +13,6 @@ from pathlib import Path
 
 import django
 import pytest
-from django.conf import settings
 from django.core.cache import caches
 from django.db import connection
 
@@ -48,17 +47,6 @@ def test_cache_is_the_one_redis_url_names() -> None:
         cache.delete(key)
     else:
         assert backend == "django.core.cache.backends.locmem.LocMemCache"
-
-
-def test_channel_layer_follows_redis_url() -> None:
-    layers = getattr(settings, "CHANNEL_LAYERS", None)
-    if not layers:
-        pytest.skip("the test settings define no channel layer")
-    backend = layers["default"]["BACKEND"]
-    if os.environ.get("REDIS_URL"):
-        assert backend.startswith("channels_redis.")
-    else:
-        assert backend == "channels.layers.InMemoryChannelLayer"
 
 
 def test_ci_script_parses() -> None:
