@@ -1,7 +1,8 @@
 """Settings of the demo project. Everything that differs between machines comes from the environment.
 
 DJANGO_SECRET_KEY, DJANGO_DEBUG (default on), DJANGO_ALLOWED_HOSTS (comma-separated),
-DATABASE_URL (default: SQLite next to manage.py), REDIS_URL (cache; default: local memory),
+DATABASE_URL (default: SQLite next to manage.py), REDIS_URL (cache and channel layer; default: a file
+cache next to the SQLite file, or in DJANGO_CACHE_DIR, and an in-memory channel layer),
 provider keys (OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or GOOGLE_API_KEY),
 STREAMING_MODELS (comma-separated provider:model ids), STREAMING_MONTHLY_BUDGET_USD.
 """
@@ -9,6 +10,7 @@ STREAMING_MODELS (comma-separated provider:model ids), STREAMING_MONTHLY_BUDGET_
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from project.providers import streaming_setting
@@ -32,6 +34,7 @@ CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS",
 
 INSTALLED_APPS = [
     "daphne",  # first, so that runserver serves ASGI
+    "channels",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -92,15 +95,32 @@ def database_settings() -> dict[str, object]:
 
 DATABASES = {"default": database_settings()}
 
-if os.environ.get("REDIS_URL"):
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": os.environ["REDIS_URL"],
-        }
-    }
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+def cache_settings() -> dict[str, object]:
+    """Redis when REDIS_URL is set. Otherwise files, not local memory: every server process on this
+    machine then sees the others' stop requests (the stop poller reads a few absent files per 0.25 s)."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    location = os.environ.get("DJANGO_CACHE_DIR")
+    if not location:
+        database = DATABASES["default"]
+        if database["ENGINE"] == "django.db.backends.sqlite3":
+            location = f"{database['NAME']}-cache"  # beside the database whose replies it stops
+        else:
+            location = str(Path(tempfile.gettempdir()) / "streaming-demo-cache")
+    return {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": location}
+
+
+def channel_layer_settings() -> dict[str, object]:
+    url = os.environ.get("REDIS_URL")
+    if url:
+        return {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [url]}}
+    return {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+
+
+CACHES = {"default": cache_settings()}
+CHANNEL_LAYERS = {"default": channel_layer_settings()}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -1,0 +1,335 @@
+"""The WebSocket transport (``/ws/chat/``) through the demo project's ASGI routing, with channels'
+``WebsocketCommunicator``: the SSE stream's chunks one per frame, stops, errors, authentication,
+origin checks and disconnects. ``tests/test_websocket_live.py`` runs it under real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from project.asgi import application
+from streaming import consumers
+from streaming.events import Finish, TextDelta, Usage
+from streaming.models import Conversation, Message
+from streaming.providers.scripted import Pause, ScriptedProvider
+from tests.sse import parse_events, types
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ORIGIN = (b"origin", b"http://testserver")
+CHAT = {"type": "chat", "message": "Hi", "model": "scripted:model-a"}
+ENDINGS = ("finish", "abort")
+
+
+def session_headers(user: Any) -> list[tuple[bytes, bytes]]:
+    client = Client()
+    client.force_login(user)
+    return [ORIGIN, (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+
+
+def run(scenario: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    return asyncio.run(scenario())
+
+
+async def connected(headers: list[tuple[bytes, bytes]]) -> WebsocketCommunicator:
+    socket = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+    ok, _ = await socket.connect()
+    assert ok
+    return socket
+
+
+async def frames_until_end(socket: WebsocketCommunicator, timeout: float = 3) -> list[dict[str, Any]]:
+    """The frames of one reply, up to its last chunk (``finish``, or ``abort`` after a stop)."""
+    frames = [await socket.receive_json_from(timeout)]
+    while frames[-1]["type"] not in ENDINGS:
+        frames.append(await socket.receive_json_from(timeout))
+    return frames
+
+
+async def frames_until(socket: WebsocketCommunicator, kind: str) -> list[dict[str, Any]]:
+    frames = [await socket.receive_json_from(3)]
+    while frames[-1]["type"] != kind:
+        frames.append(await socket.receive_json_from(3))
+    return frames
+
+
+def test_a_reply_arrives_as_the_sse_chunks_one_per_frame(user: Any, api: Client) -> None:
+    script = [TextDelta("Hel"), TextDelta("lo"), Usage(input_tokens=7, output_tokens=2), Finish("stop")]
+    ScriptedProvider.enqueue(script)
+    ScriptedProvider.enqueue(script)
+    headers = session_headers(user)
+
+    async def scenario() -> list[dict[str, Any]]:
+        socket = await connected(headers)
+        await socket.send_json_to(CHAT)
+        frames = await frames_until_end(socket)
+        assert await socket.receive_nothing(0.2)  # no [DONE], no heartbeat
+        await socket.disconnect()
+        return frames
+
+    frames = run(scenario)
+    response = api.post("/api/chat", CHAT, content_type="application/json")
+    sse = parse_events(b"".join(response.streaming_content))
+
+    assert types(frames) == types(sse)[:-1]  # the same chunks, without [DONE]
+    variable = ("messageId", "messageMetadata")
+    assert [{k: v for k, v in f.items() if k not in variable} for f in frames] == [
+        {k: v for k, v in e.items() if k not in variable} for e in sse[:-1]
+    ]
+    first = Message.objects.filter(role="assistant").order_by("created_at").first()
+    assert first is not None
+    assert frames[0]["messageId"] == str(first.id)
+    assert frames[0]["messageMetadata"]["conversationId"] == str(first.conversation_id)
+    assert frames[-1]["messageMetadata"]["status"] == "complete"
+    assert frames[-1]["messageMetadata"]["usage"]["inputTokens"] == 7
+    assert (first.status, first.content) == ("complete", "Hello")
+    assert first.usage.count() == 1
+
+
+def test_a_use_chat_body_works_too(user: Any) -> None:
+    conversation_id = str(uuid.uuid4())
+    body = {
+        "type": "chat",
+        "id": conversation_id,
+        "messages": [{"id": "u1", "role": "user", "parts": [{"type": "text", "text": "From useChat"}]}],
+        "trigger": "submit-message",
+        "model": "scripted:model-a",
+    }
+    headers = session_headers(user)
+
+    async def scenario() -> list[dict[str, Any]]:
+        socket = await connected(headers)
+        await socket.send_json_to(body)
+        frames = await frames_until_end(socket)
+        await socket.disconnect()
+        return frames
+
+    frames = run(scenario)
+    assert frames[0]["messageMetadata"]["conversationId"] == conversation_id
+    assert Message.objects.get(role="user").content == "From useChat"
+
+
+def test_heartbeats_are_not_sent(user: Any, settings: Any) -> None:
+    settings.STREAMING = {**settings.STREAMING, "HEARTBEAT_SECONDS": 0.05}
+    ScriptedProvider.enqueue([Pause(0.3), TextDelta("late"), Finish()])
+    headers = session_headers(user)
+
+    async def scenario() -> list[dict[str, Any]]:
+        socket = await connected(headers)
+        await socket.send_json_to(CHAT)
+        frames = await frames_until_end(socket)
+        await socket.disconnect()
+        return frames
+
+    kinds = types(run(scenario))
+    assert kinds == ["start", "start-step", "text-start", "text-delta", "text-end", "finish-step", "finish"]
+
+
+def test_stop_ends_the_reply_and_keeps_it_as_cancelled(user: Any) -> None:
+    ScriptedProvider.enqueue([TextDelta("Partial "), Pause(5), TextDelta("never")])
+    headers = session_headers(user)
+
+    async def scenario() -> tuple[list[dict[str, Any]], float]:
+        socket = await connected(headers)
+        await socket.send_json_to(CHAT)
+        await frames_until(socket, "text-delta")
+        asked = time.monotonic()
+        await socket.send_json_to({"type": "stop"})
+        frames = await frames_until_end(socket)
+        took = time.monotonic() - asked
+        await socket.disconnect()
+        return frames, took
+
+    frames, took = run(scenario)
+    assert took < 1.0
+    assert types(frames) == ["text-end", "message-metadata", "abort"]
+    assert frames[-1] == {"type": "abort", "reason": "stopped"}
+    assert frames[1]["messageMetadata"]["status"] == "cancelled"
+    assert frames[1]["messageMetadata"]["usage"]["estimated"] is True
+    message = Message.objects.get(role="assistant")
+    assert (message.status, message.content, message.error_code) == ("cancelled", "Partial ", "stopped")
+    assert ScriptedProvider.calls[0].closed_early
+
+
+def test_a_stop_sent_with_the_chat_stops_it_once_it_starts(user: Any) -> None:
+    ScriptedProvider.enqueue([Pause(5), TextDelta("never")])
+    headers = session_headers(user)
+
+    async def scenario() -> list[dict[str, Any]]:
+        socket = await connected(headers)
+        await socket.send_json_to(CHAT)
+        await socket.send_json_to({"type": "stop"})  # before the reply has its message id
+        frames = await frames_until_end(socket)
+        await socket.disconnect()
+        return frames
+
+    frames = run(scenario)
+    assert types(frames) == ["start", "start-step", "message-metadata", "abort"]
+    assert Message.objects.get(role="assistant").status == "cancelled"
+
+
+def test_a_new_reply_can_follow_on_the_same_socket(user: Any) -> None:
+    headers = session_headers(user)
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        socket = await connected(headers)
+        await socket.send_json_to(CHAT)
+        first = await frames_until_end(socket)
+        conversation = first[0]["messageMetadata"]["conversationId"]
+        await socket.send_json_to({**CHAT, "conversation": conversation, "message": "Again"})
+        second = await frames_until_end(socket)
+        await socket.disconnect()
+        return [first, second]
+
+    _, second = run(scenario)
+    assert second[-1]["messageMetadata"]["status"] == "complete"
+    assert Conversation.objects.get().messages.count() == 4
+
+
+def error_of(frame: dict[str, Any]) -> tuple[str, str | None]:
+    assert frame["type"] == "error" and frame["errorText"]
+    return frame["code"], frame.get("field")
+
+
+def test_requests_refused_before_the_stream_get_an_error_frame_and_the_socket_stays_open(
+    user: Any, other_user: Any, settings: Any
+) -> None:
+    settings.STREAMING = {**settings.STREAMING, "MAX_MESSAGE_CHARS": 10}
+    theirs = Conversation.objects.create(owner=other_user, model="scripted:model-a")
+    headers = session_headers(user)
+
+    async def scenario() -> list[tuple[str, str | None]]:
+        socket = await connected(headers)
+        refused = []
+        for frame in (
+            "not json",
+            "[1, 2]",
+            '{"type": "dance"}',
+            '{"type": "chat"}',
+            '{"type": "chat", "message": "Hi", "model": "openai:gpt-9"}',
+            '{"type": "chat", "message": "Far too long for the limit", "model": "scripted:model-a"}',
+            f'{{"type": "chat", "message": "Hi", "conversation": "{theirs.id}"}}',
+            '{"type": "stop"}',
+        ):
+            await socket.send_to(text_data=frame)
+            refused.append(error_of(await socket.receive_json_from()))
+        await socket.send_to(bytes_data=b'{"type": "chat", "message": "Bytes", "model": "scripted:model-a"}')
+        frames = await frames_until_end(socket)
+        assert frames[-1]["messageMetadata"]["status"] == "complete"
+        await socket.disconnect()
+        return refused
+
+    assert run(scenario) == [
+        ("invalid_request", None),
+        ("invalid_request", None),
+        ("invalid_request", "type"),
+        ("invalid_request", "message"),
+        ("invalid_request", "model"),
+        ("message_too_long", "message"),
+        ("not_found", None),
+        ("not_streaming", None),
+    ]
+    assert Message.objects.filter(conversation=theirs).count() == 0
+
+
+def test_one_reply_at_a_time(user: Any) -> None:
+    ScriptedProvider.enqueue([TextDelta("Slow "), Pause(0.5), TextDelta("reply"), Finish()])
+    headers = session_headers(user)
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+        socket = await connected(headers)
+        other = await connected(headers)
+        await socket.send_json_to(CHAT)
+        frames = await frames_until(socket, "text-delta")
+        conversation = frames[0]["messageMetadata"]["conversationId"]
+        await socket.send_json_to(CHAT)  # a second reply on the same socket
+        same_socket = await socket.receive_json_from()
+        await other.send_json_to({**CHAT, "conversation": conversation})  # the same conversation elsewhere
+        same_conversation = await other.receive_json_from()
+        rest = await frames_until_end(socket)
+        await socket.disconnect()
+        await other.disconnect()
+        return same_socket, same_conversation, rest
+
+    same_socket, same_conversation, rest = run(scenario)
+    assert error_of(same_socket) == ("reply_in_progress", None)
+    assert error_of(same_conversation) == ("reply_in_progress", None)
+    assert rest[-1]["messageMetadata"]["status"] == "complete"
+    assert Message.objects.get(role="assistant").content == "Slow reply"
+
+
+def test_a_socket_without_a_logged_in_user_is_closed_with_4401() -> None:
+    async def scenario() -> dict[str, Any]:
+        socket = WebsocketCommunicator(application, "/ws/chat/", headers=[ORIGIN])
+        ok, _ = await socket.connect()
+        assert ok  # accepted, so that the close code reaches the browser
+        closed = await socket.receive_output()
+        await socket.send_json_to(CHAT)  # ignored
+        assert await socket.receive_nothing(0.2)
+        await socket.wait()
+        return closed
+
+    assert run(scenario) == {"type": "websocket.close", "code": 4401}
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize("origin", [b"http://evil.example", None])
+def test_a_page_of_another_site_cannot_connect(user: Any, origin: bytes | None) -> None:
+    cookie = session_headers(user)[1]
+    headers = [cookie] if origin is None else [(b"origin", origin), cookie]
+
+    async def scenario() -> bool:
+        socket = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+        ok, _ = await socket.connect()
+        await socket.wait()
+        return bool(ok)
+
+    assert run(scenario) is False
+
+
+def test_a_client_that_goes_away_stops_the_reply_and_it_is_saved_as_cancelled(user: Any) -> None:
+    ScriptedProvider.enqueue([TextDelta("Partial "), Pause(5), TextDelta("never")])
+    headers = session_headers(user)
+
+    async def scenario() -> None:
+        socket = await connected(headers)
+        await socket.send_json_to(CHAT)
+        await frames_until(socket, "text-delta")
+        await socket.disconnect(code=1001)
+
+    run(scenario)
+    message = Message.objects.get(role="assistant")
+    assert (message.status, message.content, message.error_code) == ("cancelled", "Partial ", "disconnected")
+    assert ScriptedProvider.calls[0].closed_early
+
+
+def test_a_client_that_goes_away_while_the_reply_starts_leaves_nothing_streaming(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_start = consumers.services.start_reply
+
+    def slow_start(*args: Any) -> Any:
+        reply = real_start(*args)
+        time.sleep(0.3)
+        return reply
+
+    monkeypatch.setattr(consumers.services, "start_reply", slow_start)
+    headers = session_headers(user)
+
+    async def scenario() -> None:
+        socket = await connected(headers)
+        await socket.send_json_to(CHAT)
+        await asyncio.sleep(0.1)  # the messages are being stored
+        await socket.disconnect(timeout=2)
+
+    run(scenario)
+    message = Message.objects.get(role="assistant")
+    assert (message.status, message.error_code) == ("cancelled", "disconnected")
+    assert not ScriptedProvider.calls  # the provider was never called
