@@ -16,6 +16,7 @@ Kinds, each under the current interpreter (``sys.executable -m ...``):
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import functools
 import importlib.util
@@ -56,6 +57,7 @@ SCRUBBED = (
     "GOOGLE_API_KEY",
 )
 START_TIMEOUT = 30.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -255,6 +257,7 @@ def start_server(
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, so that stop() reaches every child
+                preexec_fn=die_with_parent if sys.platform == "linux" else None,
             )
         server = LiveServer(kind, port, process, log_path, users)
         if wait_until_listening(server):
@@ -263,6 +266,12 @@ def start_server(
         if "address already in use" not in server.log().lower():
             break
     raise RuntimeError(f"the {kind} server did not start:\n{server.log()}")
+
+
+def die_with_parent() -> None:
+    """In the server, before it starts: SIGTERM when the test process dies, even of a SIGKILL, so
+    that no server outlives an interrupted test run."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def wait_until_listening(server: LiveServer, timeout: float = START_TIMEOUT) -> bool:
