@@ -362,3 +362,43 @@ def collect(provider: Any, request: Any, mode: str) -> tuple[list[Any], Exceptio
         return None
 
     return events, asyncio.run(consume())
+
+
+# -- one table of the three wire formats, for tests that treat every provider alike -----------------
+
+
+@dataclass(frozen=True)
+class Vendor:
+    """How to talk to one vendor's fake: where its base URL points, its key variable, its error bodies."""
+
+    name: str
+    backend: str  # dotted path of the provider class
+    key_env: str
+    url_suffix: str
+
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        if self.name == "anthropic":
+            kinds = {400: "invalid_request_error", 401: "authentication_error", 429: "rate_limit_error"}
+            kinds |= {403: "permission_error", 404: "not_found_error", 529: "overloaded_error"}
+            return {"type": "error", "error": {"type": kinds.get(status, "api_error"), "message": message}}
+        if self.name == "gemini":
+            statuses = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED"}
+            statuses |= {404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}
+            return {"error": {"code": status, "message": message, "status": statuses.get(status, "INTERNAL")}}
+        kinds = {401: "invalid_request_error", 429: "requests", 400: "invalid_request_error"}
+        return {"error": {"message": message, "type": kinds.get(status, "server_error"), "code": None}}
+
+    def partial(self, text: str = "Hel") -> list[bytes]:
+        """The start of a reply whose first text is ``text``, with no end."""
+        if self.name == "anthropic":
+            return anthropic_sse(anthropic_message([text])[:4])
+        if self.name == "gemini":
+            return gemini_sse([gemini_chunk(text)])
+        return openai_sse([openai_chunk(text)], done=False)
+
+
+VENDORS = [
+    Vendor("openai", "streaming.providers.openai.OpenAIProvider", "OPENAI_API_KEY", "/v1"),
+    Vendor("anthropic", "streaming.providers.anthropic.AnthropicProvider", "ANTHROPIC_API_KEY", ""),
+    Vendor("gemini", "streaming.providers.gemini.GeminiProvider", "GEMINI_API_KEY", ""),
+]

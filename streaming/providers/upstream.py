@@ -139,12 +139,17 @@ def status_error(
     return cls(text, retry_after=retry_after(headers, body), upstream_status=status)
 
 
+_CLIENT_SIDE = (ProviderBadRequest, ProviderAuthError, RateLimited)
+
+
 def _error_class(status: int | None, kind: str) -> type[ProviderError]:
-    # A specific status wins; the vendor's kind refines a generic 400 or 5xx, or stands alone mid-stream.
+    # A specific status wins; the vendor's kind refines a generic 400 or 5xx (staying on its side of
+    # the 4xx/5xx line), or stands alone mid-stream.
     if status is not None and status in _BY_STATUS and status != 400:
         return _BY_STATUS[status]
-    if kind:
-        return _BY_KIND[kind]
+    by_kind = _BY_KIND.get(kind)
+    if by_kind is not None and (status is None or (status < 500) == issubclass(by_kind, _CLIENT_SIDE)):
+        return by_kind
     if status is not None and status < 500:
         return ProviderBadRequest
     return UpstreamError
@@ -240,10 +245,12 @@ def hang_up_for(response: Any) -> Callable[[], None]:
     sock = stream.get_extra_info("socket") if stream is not None else None
 
     def hang_up() -> None:
-        if isinstance(sock, socket.socket):
-            # The base method: ``SSLSocket.shutdown`` would also unwrap TLS under the reader's feet.
-            with contextlib.suppress(OSError):  # already closed
+        with contextlib.suppress(OSError):  # already closed
+            if isinstance(sock, socket.socket):
+                # The base method: ``SSLSocket.shutdown`` would also unwrap TLS under the reader's feet.
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            elif sock is not None:  # asyncio's TransportSocket (async clients) forwards shutdown
+                sock.shutdown(socket.SHUT_RDWR)
 
     return hang_up
 

@@ -1,0 +1,150 @@
+"""The pieces the provider modules share: SSE parsing of raw bytes, the mapping of vendor errors to
+codes (with ``retry_after`` and secrets removed), the abort hook, and per-loop SDK clients."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from typing import Any
+
+import pytest
+
+from streaming.exceptions import (
+    Overloaded,
+    ProviderAuthError,
+    ProviderBadRequest,
+    ProviderTimeout,
+    RateLimited,
+    UpstreamError,
+)
+from streaming.providers.sse_lines import SSEDecoder, iter_sse
+from streaming.providers.upstream import SDKClients, UpstreamAbort, clean, retry_after, status_error
+
+STREAM = (
+    b": a comment\r\n"
+    b"event: message_start\r\n"
+    b'data: {"a": 1}\r\n'
+    b"\r\n"
+    b"data: first line\n"
+    b"data:second line\n"
+    b"\n"
+    b"event: ping\rdata: {}\r\r"
+    b'data: {"text": "\xe2\x80\xa8 line separator inside a string"}\n\n'
+    b"data: no blank line at the end"
+)
+EXPECTED = [
+    ("message_start", b'{"a": 1}'),
+    ("", b"first line\nsecond line"),
+    ("ping", b"{}"),
+    ("", b'{"text": "\xe2\x80\xa8 line separator inside a string"}'),
+    ("", b"no blank line at the end"),
+]
+
+
+def test_sse_events_with_every_line_ending() -> None:
+    assert list(iter_sse([STREAM])) == EXPECTED
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64])
+def test_sse_events_survive_any_split(size: int) -> None:
+    chunks = [STREAM[i : i + size] for i in range(0, len(STREAM), size)]
+    assert list(iter_sse(chunks)) == EXPECTED
+
+
+def test_sse_event_waits_for_its_blank_line() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: x\n") == []
+    assert decoder.feed(b"\n") == [("", b"x")]
+    assert decoder.flush() == []
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (429, {"error": {"message": "slow", "type": "requests"}}, RateLimited),
+        (529, {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}, Overloaded),
+        (500, {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}, Overloaded),
+        (500, {"error": {"message": "oops", "type": "server_error"}}, UpstreamError),
+        (502, "<html>Bad gateway</html>", UpstreamError),
+        (504, None, UpstreamError),
+        (408, None, ProviderTimeout),
+        (401, {"error": {"type": "invalid_request_error", "code": "invalid_api_key"}}, ProviderAuthError),
+        (400, {"error": {"type": "invalid_request_error", "message": "bad model"}}, ProviderBadRequest),
+        (400, {"type": "error", "error": {"type": "api_error"}}, ProviderBadRequest),  # stays a 4xx
+        (418, None, ProviderBadRequest),
+        (
+            400,
+            {"error": {"status": "INVALID_ARGUMENT", "details": [{"reason": "API_KEY_INVALID"}]}},
+            ProviderAuthError,
+        ),
+        (None, {"type": "error", "error": {"type": "overloaded_error"}}, Overloaded),
+        (None, {"error": {"message": "x", "type": "rate_limit_exceeded"}}, RateLimited),
+        (None, {"error": {"message": "x"}}, UpstreamError),
+    ],
+)
+def test_status_error_classes(status: int | None, body: Any, expected: type) -> None:
+    error = status_error(status, body)
+    assert type(error) is expected
+    assert error.upstream_status == status
+
+
+def test_status_error_message_is_a_sentence_plus_the_vendor_words() -> None:
+    error = status_error(429, {"error": {"message": "Rate limit reached for gpt-x."}})
+    assert error.message == (
+        "The model provider is rate limiting requests. Try again shortly."
+        " (HTTP 429: Rate limit reached for gpt-x.)"
+    )
+    assert status_error(None, {"type": "error", "error": {"type": "overloaded_error"}}).message == (
+        "The model provider is overloaded. Try again shortly. (during the stream)"
+    )
+
+
+def test_clean_removes_secrets_and_credentials() -> None:
+    text = "Key sk-live-123 rejected; header Authorization: Bearer abc.def; url /v1?key=AIzaXYZ&alt=sse"
+    cleaned = clean(text, ["sk-live-123", None])
+    assert "sk-live-123" not in cleaned
+    assert "abc.def" not in cleaned
+    assert "AIzaXYZ" not in cleaned
+    assert "alt=sse" in cleaned
+    assert len(clean("x" * 5000)) == 300
+    assert clean("two\n  lines") == "two lines"
+
+
+def test_retry_after_forms() -> None:
+    assert retry_after({"retry-after": "12"}) == 12.0
+    assert retry_after({"retry-after": "0.5", "retry-after-ms": "250"}) == 0.25
+    soon = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 27 <= (retry_after({"retry-after": soon}) or 0) <= 30
+    assert retry_after({"retry-after": "soon-ish"}) is None
+    assert retry_after({}) is None
+    google = {
+        "error": {"details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "2.5s"}]}
+    }
+    assert retry_after(None, google) == 2.5
+
+
+def test_abort_before_and_after_attach() -> None:
+    calls: list[str] = []
+    abort = UpstreamAbort()
+    abort.attach(lambda: calls.append("first"))
+    abort.abort()
+    assert calls == ["first"]
+    abort.attach(lambda: calls.append("retry"))  # a retry's response, after the abort: hung up at once
+    assert calls == ["first", "retry"]
+    assert UpstreamAbort().aborted is False
+
+
+def test_sdk_clients_one_sync_and_one_per_loop() -> None:
+    made: list[str] = []
+    clients: SDKClients[object, object] = SDKClients(lambda: made.append("sync") or object(), object)
+    assert clients.sync() is clients.sync()
+    assert made == ["sync"]
+
+    async def twice() -> tuple[object, object]:
+        return clients.for_loop(), clients.for_loop()
+
+    first, again = asyncio.run(twice())
+    assert first is again
+    other, _ = asyncio.run(twice())
+    assert other is not first  # a new event loop gets its own client
