@@ -4,7 +4,8 @@ Each provider whose key is set is enabled with a few of its models; ``demo`` is 
 ``STREAMING_MODELS`` (comma-separated ``provider:model``) replaces the model list.
 The demo provider's pace comes from ``STREAMING_DEMO_TOKENS_PER_SECOND`` (default 50) and
 ``STREAMING_DEMO_FIRST_TOKEN_DELAY`` (seconds, default 0); ``STREAMING_HEARTBEAT_SECONDS`` sets how
-often a quiet stream sends a ``: ping`` (default 15).
+often a quiet stream sends a ``: ping`` (default 15), and ``STREAMING_STALE_AFTER_SECONDS`` how long a
+reply may go untouched before it counts as interrupted (its process died; default 120).
 """
 
 from __future__ import annotations
@@ -57,9 +58,10 @@ def streaming_setting(environ: Mapping[str, str]) -> dict[str, Any]:
         labelled = {m["id"]: m for m in models}
         models = [labelled.get(model_id, model_id) for model_id in override]
     setting: dict[str, Any] = {"PROVIDERS": providers, "MODELS": models}
-    heartbeat = environ.get("STREAMING_HEARTBEAT_SECONDS")
-    if heartbeat:
-        setting["HEARTBEAT_SECONDS"] = float(heartbeat)
+    for key in ("HEARTBEAT_SECONDS", "STALE_AFTER_SECONDS"):
+        value = environ.get(f"STREAMING_{key}")
+        if value:
+            setting[key] = float(value)
     budget = environ.get("STREAMING_MONTHLY_BUDGET_USD")
     if budget:
         setting["MONTHLY_BUDGET_USD"] = budget
