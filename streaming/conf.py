@@ -6,9 +6,11 @@ Every attribute is read at access time, so ``override_settings(STREAMING=...)`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 DEFAULTS: dict[str, Any] = {
     "PROVIDERS": {"demo": {"BACKEND": "streaming.providers.demo.DemoProvider", "OPTIONS": {}}},
@@ -27,6 +29,8 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_BASE_DELAY": 0.5,
     "RETRY_MAX_DELAY": 8.0,
     "CACHE_ALIAS": "default",
+    # USD per user per calendar month; None is unlimited. A UserBudget row in the admin overrides it.
+    "MONTHLY_BUDGET_USD": None,
 }
 
 
@@ -161,6 +165,19 @@ class StreamingSettings:
     @property
     def cache_alias(self) -> str:
         return str(self._get("CACHE_ALIAS"))
+
+    @property
+    def monthly_budget_usd(self) -> Decimal | None:
+        value = self._get("MONTHLY_BUDGET_USD")
+        if value is None or value == "":
+            return None
+        try:
+            budget = Decimal(str(value).strip())
+        except InvalidOperation:
+            budget = Decimal("NaN")
+        if not budget.is_finite() or budget < 0:
+            raise ImproperlyConfigured(f"STREAMING['MONTHLY_BUDGET_USD'] = {value!r} is not an amount >= 0.")
+        return budget
 
 
 app_settings = StreamingSettings()

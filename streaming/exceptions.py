@@ -66,6 +66,12 @@ class NotStreaming(StreamingError):
     default_message = "This message is not streaming."
 
 
+class BudgetExceeded(StreamingError):
+    code = "budget_exceeded"
+    status = 402
+    default_message = "Your monthly budget for model replies is used up."
+
+
 class MessageTooLong(StreamingError):
     code = "message_too_long"
     status = 413

@@ -3,11 +3,33 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Sum
 from django.utils import timezone
+
+from streaming.pricing import COST_DECIMAL_PLACES
+
+COST_MAX_DIGITS = 20  # up to 10^10 USD with COST_DECIMAL_PLACES (10) places
+
+
+def cost_field(verbose_name: str) -> models.DecimalField:
+    return models.DecimalField(
+        verbose_name,
+        max_digits=COST_MAX_DIGITS,
+        decimal_places=COST_DECIMAL_PLACES,
+        null=True,
+        blank=True,
+        help_text="USD; empty when the model has no known price.",
+    )
+
+
+class ConversationQuerySet(models.QuerySet["Conversation"]):
+    def with_cost(self) -> ConversationQuerySet:
+        """Annotate ``total_cost``: the sum of the priced usage of each conversation (NULL if none)."""
+        return self.annotate(total_cost=Sum("usage__total_cost"))
 
 
 class Conversation(models.Model):
@@ -19,6 +41,8 @@ class Conversation(models.Model):
     model = models.CharField(max_length=200, help_text="The model id, provider:model, last used here.")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = ConversationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-updated_at"]
@@ -109,6 +133,19 @@ class Usage(models.Model):
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The cost snapshot, written with the row and changed only by an explicit re-price.
+    unit_prices = models.JSONField(
+        default=dict, blank=True, help_text="USD per million tokens (or per unit) used for this row."
+    )
+    price_source = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="override:<id>, genai-prices==X.Y.Z, free (a free provider) or unpriced.",
+    )
+    input_cost = cost_field("input cost")
+    output_cost = cost_field("output cost")
+    total_cost = cost_field("total cost")
+    priced_at = models.DateTimeField(null=True, blank=True, help_text="When the cost snapshot was taken.")
 
     class Meta:
         ordering = ["-created_at"]
@@ -117,3 +154,79 @@ class Usage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}:{self.model} {self.input_tokens}+{self.output_tokens}"
+
+
+class PriceOverrideQuerySet(models.QuerySet["PriceOverride"]):
+    def in_force(self, provider: str, model: str, at: datetime) -> PriceOverride | None:
+        """The override for ``provider:model`` valid at ``at``: the latest one that started by then."""
+        return (
+            self.filter(provider=provider, model=model, valid_from__lte=at)
+            .order_by("-valid_from", "-id")
+            .first()
+        )
+
+
+class PriceOverride(models.Model):
+    """A staff-entered price that takes precedence over the bundled price data from ``valid_from`` on."""
+
+    provider = models.CharField(max_length=100, help_text="The provider name of STREAMING['PROVIDERS'].")
+    model = models.CharField(max_length=200, help_text="The model name, without the provider prefix.")
+    valid_from = models.DateTimeField(default=timezone.now, help_text="Requests from this time on use it.")
+    input_per_mtok = models.DecimalField(
+        "input USD / M tokens", max_digits=12, decimal_places=6, help_text="Uncached input tokens."
+    )
+    output_per_mtok = models.DecimalField(
+        "output USD / M tokens", max_digits=12, decimal_places=6, help_text="Includes reasoning tokens."
+    )
+    cache_read_per_mtok = models.DecimalField(
+        "cache read USD / M tokens",
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="Empty: cache reads cost the input price.",
+    )
+    cache_write_per_mtok = models.DecimalField(
+        "cache write USD / M tokens",
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="Empty: cache writes cost the input price.",
+    )
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = PriceOverrideQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["provider", "model", "-valid_from"]
+        indexes = [models.Index(fields=["provider", "model", "valid_from"])]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.model} from {self.valid_from:%Y-%m-%d %H:%M}"
+
+
+class UserBudget(models.Model):
+    """A user's own monthly limit, replacing ``STREAMING['MONTHLY_BUDGET_USD']`` for that user."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="streaming_budget"
+    )
+    monthly_usd = models.DecimalField(
+        "monthly budget (USD)",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Empty: no limit for this user.",
+    )
+    note = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "user budget"
+
+    def __str__(self) -> str:
+        limit = "unlimited" if self.monthly_usd is None else f"${self.monthly_usd}/month"
+        return f"{self.user}: {limit}"

@@ -22,7 +22,13 @@ from asgiref.sync import sync_to_async
 
 from streaming.attempts import AttemptPlan
 from streaming.conf import app_settings
-from streaming.exceptions import ProviderError, ProviderTimeout, StreamingError, UpstreamError
+from streaming.exceptions import (
+    BudgetExceeded,
+    ProviderError,
+    ProviderTimeout,
+    StreamingError,
+    UpstreamError,
+)
 from streaming.providers import get_provider
 from streaming.providers.base import ChatRequest
 from streaming.reply import Chunk, ReplyState
@@ -81,7 +87,16 @@ class Driver:
                 continue
             break
         self.last_event = time.monotonic()
+        self._check_budget(items)
         return chunks
+
+    def _check_budget(self, items: list[Any]) -> None:
+        """Stop a reply whose running cost estimate passes the user's budget (in memory, no query)."""
+        guard = self.reply.budget
+        if guard is None or self.finished:
+            return
+        if guard.crossed(items, (self.reply.answered_by or self.reply.spec).id):
+            self.reply.fail(BudgetExceeded("The reply was stopped: it reached your monthly budget."))
 
     def quiet(self) -> Batch:
         """Nothing arrived: time out, or ask for a heartbeat when the connection has been silent too long."""

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streaming.conf import ModelSpec
 from streaming.events import Event, Finish, ReasoningDelta, TextDelta, Usage, estimate_tokens
 from streaming.exceptions import StreamingError
 from streaming.providers.base import ChatMessage
+
+if TYPE_CHECKING:
+    from streaming.budgets import BudgetGuard
 
 Chunk = dict[str, Any]
 
@@ -41,7 +44,8 @@ class ReplyState:
     cancel_reason: str = ""
     ttft_ms: int | None = None
     duration_ms: int | None = None
-    cost: str | None = None
+    cost: str | None = None  # set by save_reply from the stored cost snapshot
+    budget: BudgetGuard | None = None  # stops the reply when it would pass the user's budget
     _open_part: str | None = None  # "r1" or "t1" while a part is open
 
     # -- building the stream ------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from streaming.models import Conversation, Message, Usage
+from streaming.pricing import cost_string
 
 
 def usage_dict(usage: Usage | None) -> dict[str, Any] | None:
@@ -32,7 +33,7 @@ def message_dict(message: Message, usage: Usage | None = None) -> dict[str, Any]
         "finish_reason": message.finish_reason,
         "error": {"code": message.error_code, "message": message.error_text} if has_error else None,
         "usage": usage_dict(usage),
-        "cost": None,
+        "cost": None if usage is None else cost_string(usage.total_cost),
         "ttft_ms": message.ttft_ms,
         "duration_ms": message.duration_ms,
         "created_at": message.created_at.isoformat(),
@@ -40,13 +41,14 @@ def message_dict(message: Message, usage: Usage | None = None) -> dict[str, Any]
 
 
 def conversation_dict(conversation: Conversation) -> dict[str, Any]:
+    """``cost`` is the ``total_cost`` annotation of ``Conversation.objects.with_cost()`` (None without it)."""
     return {
         "id": str(conversation.id),
         "title": conversation.title,
         "model": conversation.model,
         "created_at": conversation.created_at.isoformat(),
         "updated_at": conversation.updated_at.isoformat(),
-        "cost": None,
+        "cost": cost_string(getattr(conversation, "total_cost", None)),
     }
 
 

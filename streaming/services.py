@@ -15,9 +15,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from streaming import budgets
 from streaming.conf import ModelSpec, app_settings
+from streaming.costs import price_call
 from streaming.exceptions import InvalidRequest, MessageTooLong, NotFound, ReplyInProgress
 from streaming.models import Conversation, Message, Usage, mark_stale_interrupted
+from streaming.pricing import cost_string
 from streaming.providers.base import ChatMessage
 from streaming.reply import ReplyState
 
@@ -49,7 +52,7 @@ def resolve_model(model_id: str | None) -> ModelSpec:
 def start_reply(user: Any, chat: ChatInput) -> ReplyState:
     """Store the user message and an empty ``streaming`` assistant message; return the reply to stream.
 
-    Raises the domain errors of SPEC §4 (400, 404, 409, 413) before anything is stored.
+    Raises the domain errors of SPEC §4 (400, 402, 404, 409, 413) before anything is stored.
     """
     spec = resolve_model(chat.model_id)
     if len(chat.text) > app_settings.max_message_chars:
@@ -59,6 +62,7 @@ def start_reply(user: Any, chat: ChatInput) -> ReplyState:
         )
     if not chat.regenerate and not chat.text.strip():
         raise InvalidRequest("The message is empty.", field="message")
+    remaining = budgets.check_budget(user.pk)
     with transaction.atomic():
         conversation = _lock_conversation(user, chat.conversation_id, spec)
         mark_stale_interrupted(conversation.messages.all(), stale_after=app_settings.stale_after_seconds)
@@ -95,6 +99,7 @@ def start_reply(user: Any, chat: ChatInput) -> ReplyState:
         spec=spec,
         context=context,
         reasoning_requested=chat.reasoning and spec.reasoning,
+        budget=budgets.guard_for(remaining, spec, context),
     )
 
 
@@ -153,6 +158,10 @@ def save_reply(reply: ReplyState) -> None:
     answered = reply.answered_by or reply.spec
     error = reply.error
     now = timezone.now()
+    price = None
+    if reply.usage is not None:  # priced once, with the snapshot stored on the row and sent in `finish`
+        price = price_call(reply.usage, answered.provider, answered.model, now)
+        reply.cost = cost_string(price.total_cost)
     with transaction.atomic():
         Message.objects.filter(pk=reply.message_id).update(
             content=reply.text,
@@ -166,7 +175,7 @@ def save_reply(reply: ReplyState) -> None:
             duration_ms=reply.duration_ms,
             updated_at=now,
         )
-        if reply.usage is not None:
+        if reply.usage is not None and price is not None:
             Usage.objects.create(
                 user_id=reply.user_id,
                 conversation_id=reply.conversation_id,
@@ -176,7 +185,9 @@ def save_reply(reply: ReplyState) -> None:
                 ttft_ms=reply.ttft_ms,
                 duration_ms=reply.duration_ms,
                 created_at=now,
+                priced_at=now,
                 **reply.usage.as_dict(),
+                **price.as_fields(),
             )
         Conversation.objects.filter(pk=reply.conversation_id).update(updated_at=now)
 

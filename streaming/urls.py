@@ -12,5 +12,6 @@ urlpatterns = [
     path("api/conversations", views.conversations, name="conversations"),
     path("api/conversations/<str:conversation_id>", views.conversation, name="conversation"),
     path("api/chat", views.chat, name="chat-stream"),
+    path("api/budget", views.budget, name="budget"),
     path("api/messages/<str:message_id>/stop", views.stop, name="stop"),
 ]

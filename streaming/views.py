@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
-from streaming import services
+from streaming import budgets, services
 from streaming.api import api_view
 from streaming.conf import app_settings
 from streaming.exceptions import NotFound, NotStreaming
@@ -36,7 +36,8 @@ def models(request: HttpRequest) -> HttpResponse:
 
 @api_view(["GET"])
 def conversations(request: HttpRequest) -> HttpResponse:
-    rows = Conversation.objects.filter(owner_id=request.user.pk).order_by("-updated_at")[:500]
+    mine = Conversation.objects.with_cost().filter(owner_id=request.user.pk)
+    rows = mine.order_by("-updated_at")[:500]
     return JsonResponse({"conversations": [conversation_dict(c) for c in rows]})
 
 
@@ -48,9 +49,11 @@ def _uuid_or_404(value: str) -> uuid.UUID:
 
 
 def _own_conversation(request: HttpRequest, conversation_id: str) -> Conversation:
-    conversation = Conversation.objects.filter(
-        pk=_uuid_or_404(conversation_id), owner_id=request.user.pk
-    ).first()
+    conversation = (
+        Conversation.objects.with_cost()
+        .filter(pk=_uuid_or_404(conversation_id), owner_id=request.user.pk)
+        .first()
+    )
     if conversation is None:
         raise NotFound("No such conversation.")
     return conversation
@@ -67,6 +70,12 @@ def conversation(request: HttpRequest, conversation_id: str) -> HttpResponse:
         found.save(update_fields=["title"])
     mark_stale_interrupted(found.messages.all(), stale_after=app_settings.stale_after_seconds)
     return JsonResponse(detail_dict(found))
+
+
+@api_view(["GET"])
+def budget(request: HttpRequest) -> HttpResponse:
+    """The user's spend this calendar month and what is left of their budget (null: unlimited)."""
+    return JsonResponse(budgets.budget_status(request.user.pk).as_dict())
 
 
 @api_view(["POST"])
