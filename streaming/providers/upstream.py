@@ -44,7 +44,6 @@ _BY_STATUS: dict[int, type[ProviderError]] = {
     403: ProviderAuthError,
     404: ProviderBadRequest,
     408: ProviderTimeout,
-    409: UpstreamError,
     413: ProviderBadRequest,
     422: ProviderBadRequest,
     429: RateLimited,
