@@ -43,18 +43,21 @@ WSGI_KINDS = ("runserver-wsgi", "gunicorn")
 KINDS = ("runserver", "runserver-wsgi", "gunicorn", "uvicorn")
 #: The module each kind needs besides Django: what ``require()`` checks before starting it.
 NEEDS = {"runserver": "daphne", "runserver-wsgi": "django", "gunicorn": "gunicorn", "uvicorn": "uvicorn"}
-#: Settings the outer environment must not leak into a server: the test run's own settings module,
-#: provider keys (the demo provider is enough), and the scale-out services unless asked for.
+#: What the outer environment must not leak into a server: the test run's settings (every ``DJANGO_*``
+#: and ``STREAMING_*`` variable), provider keys (the demo provider is enough), and the scale-out
+#: services unless asked for.
+SCRUBBED_PREFIXES = ("DJANGO_", "STREAMING_")
 SCRUBBED = (
-    "DJANGO_SETTINGS_MODULE",
     "DATABASE_URL",
     "REDIS_URL",
     "SQLITE_PATH",
-    "STREAMING_MODELS",
     "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
     "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
     "GEMINI_API_KEY",
     "GOOGLE_API_KEY",
+    "GOOGLE_GEMINI_BASE_URL",
 )
 START_TIMEOUT = 30.0
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -93,13 +96,18 @@ def available(kind: str) -> bool:
     return importlib.util.find_spec(NEEDS[kind]) is not None
 
 
+def outer_env() -> dict[str, str]:
+    """This process's environment without what must not leak into a server (``SCRUBBED``)."""
+    return {k: v for k, v in os.environ.items() if k not in SCRUBBED and not k.startswith(SCRUBBED_PREFIXES)}
+
+
 def server_env(workdir: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a server: the demo project's settings and a SQLite file of its own.
 
     ``env`` adds to it: ``DATABASE_URL`` and ``REDIS_URL`` for a scale-out run (several servers may
     share one such environment), ``STREAMING_DEMO_TOKENS_PER_SECOND`` and the like.
     """
-    merged = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
+    merged = outer_env()
     merged.update(
         DJANGO_SETTINGS_MODULE="project.settings",
         PYTHONUNBUFFERED="1",

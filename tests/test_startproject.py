@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
-from tests.servers import ROOT, SCRUBBED, parse_block
+from tests.servers import ROOT, outer_env, parse_block
 
 PACKAGE_FILES = ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in")
 
@@ -62,7 +61,9 @@ def run(command: list[str | Path], cwd: Path, env: dict[str, str]) -> str:
 
 def clean_env() -> dict[str, str]:
     """Nothing of this checkout or of the test run's settings leaks into the new project."""
-    return {k: v for k, v in os.environ.items() if k not in (*SCRUBBED, "PYTHONPATH")}
+    env = outer_env()
+    env.pop("PYTHONPATH", None)
+    return env
 
 
 def package_source(target: Path) -> Path:
