@@ -65,6 +65,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
+    peer: tuple[str, int] = ("", 0)  # the client's address: the same for requests on one connection
     hung_up: threading.Event = field(default_factory=threading.Event)
     hung_up_at: float | None = None
     finished: bool = False
@@ -94,7 +95,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
         headers = {name.lower(): value for name, value in self.headers.items()}
-        record = Recorded(self.command, self.path, headers, body)
+        record = Recorded(self.command, self.path, headers, body, peer=self.client_address)
         self.server.fake.requests.append(record)
         reply = self.server.fake.next_reply()
         if reply.delay and self._client_left(reply.delay):
@@ -395,6 +396,17 @@ class Vendor:
         if self.name == "gemini":
             return gemini_sse([gemini_chunk(text)])
         return openai_sse([openai_chunk(text)], done=False)
+
+    def rest(self, text: str = "") -> list[bytes]:
+        """The end of a reply that ``partial`` started: more text, then the finish."""
+        if self.name == "anthropic":
+            return anthropic_sse(anthropic_message([text])[3:])
+        if self.name == "gemini":
+            return gemini_sse([gemini_chunk(text, finish="STOP")])
+        return openai_sse([openai_chunk(text, finish="stop")])
+
+    def complete(self, text: str) -> list[bytes]:
+        return [*self.partial(text), *self.rest()]
 
 
 VENDORS = [

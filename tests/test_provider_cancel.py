@@ -191,3 +191,18 @@ def test_abort_on_the_async_path(upstream: FakeUpstream, vendor: Vendor) -> None
     since, error = asyncio.run(main())
     assert error.code == "connection"
     assert_hung_up_promptly(upstream.last, since)
+
+
+def test_a_late_abort_leaves_a_reused_connection_alone(upstream: FakeUpstream, vendor: Vendor) -> None:
+    provider = start(upstream, vendor)
+    upstream.replies.clear()
+    upstream.enqueue(Reply.stream(vendor.complete("Done")))
+    abort = UpstreamAbort()
+    assert TextDelta("Done") in list(provider.stream(chat(**{ON_OPEN: abort.attach})))
+    upstream.enqueue(Reply.stream([*vendor.partial("Hel"), 0.3, *vendor.rest("lo")]))
+    stream = provider.stream(chat())
+    assert next(stream) == TextDelta("Hel")
+    assert upstream.requests[1].peer == upstream.requests[0].peer  # the pooled connection, reused
+    abort.abort()  # too late for the first call: it must not hang up the second
+    assert TextDelta("lo") in list(stream)
+    assert upstream.last.finished

@@ -118,8 +118,7 @@ class _OpenedResponses:
     def hang_up(self) -> None:
         # Synchronous, so it happens even if the task is cancelled again while closing.
         for response in self.responses:
-            if not response.is_closed:
-                hang_up_for(response)()
+            hang_up_for(response)()
 
     def close(self) -> None:
         self.hang_up()

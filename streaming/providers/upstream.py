@@ -238,12 +238,15 @@ def hang_up_for(response: Any) -> Callable[[], None]:
 
     Closing a socket does not wake a thread blocked reading it; ``shutdown`` does, and sends the FIN
     the upstream sees as a hang-up. The blocked read then fails and the reading thread closes the
-    response itself, so the connection pool is only ever touched by that thread.
+    response itself, so the connection pool is only ever touched by that thread. Once the response is
+    closed (httpx marks it before releasing its connection), hanging up does nothing.
     """
     stream = getattr(response, "extensions", {}).get("network_stream")
     sock = stream.get_extra_info("socket") if stream is not None else None
 
     def hang_up() -> None:
+        if response.is_closed:
+            return  # done: its connection may be back in the pool, serving another call
         with contextlib.suppress(OSError):  # already closed
             if isinstance(sock, socket.socket):
                 # The base method: ``SSLSocket.shutdown`` would also unwrap TLS under the reader's feet.
