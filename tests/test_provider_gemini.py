@@ -174,3 +174,26 @@ def test_quota_errors_carry_google_retry_info_and_are_not_retried(upstream: Fake
     assert isinstance(exc, RateLimited)
     assert exc.retry_after == 37.0
     assert len(upstream.requests) == 1
+
+
+def test_no_automatic_continuation_request(upstream: FakeUpstream) -> None:
+    # A hop that stops for continuation would make the SDK send a new request: off by default, so a
+    # stopped or failed reply never makes another call behind the service layer's back.
+    hop = gemini_chunk("Part one", finish="CONTINUATION")
+    hop["candidates"][0]["continuationToken"] = "Y29udGludWU="
+    upstream.enqueue(
+        Reply.stream(gemini_sse([hop])), Reply.stream(gemini_sse([gemini_chunk(" two", finish="STOP")]))
+    )
+    events, error = collect(provider(upstream), chat(), "sync")
+    assert error is None
+    assert events == [TextDelta("Part one"), Finish("length")]
+    assert len(upstream.requests) == 1
+    upstream.replies.clear()
+    # Opted in, the SDK continues in a second request, and the reply reads as one.
+    upstream.enqueue(
+        Reply.stream(gemini_sse([hop])), Reply.stream(gemini_sse([gemini_chunk(" two", finish="STOP")]))
+    )
+    events, error = collect(provider(upstream, automatic_continuation=True), chat(), "sync")
+    assert error is None
+    assert events == [TextDelta("Part one"), TextDelta(" two"), Finish("stop")]
+    assert len(upstream.requests) == 3

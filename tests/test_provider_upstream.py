@@ -100,9 +100,14 @@ def test_status_error_message_is_a_sentence_plus_the_vendor_words() -> None:
     )
 
 
+def test_html_error_pages_are_not_quoted() -> None:
+    error = status_error(502, "<html><body><h1>502 Bad Gateway</h1></body></html>")
+    assert error.message == "The model provider returned an error. (HTTP 502)"
+
+
 def test_clean_removes_secrets_and_credentials() -> None:
     text = "Key sk-live-123 rejected; header Authorization: Bearer abc.def; url /v1?key=AIzaXYZ&alt=sse"
-    cleaned = clean(text, ["sk-live-123", None])
+    cleaned = clean(text, ["sk-live-123\n", None])
     assert "sk-live-123" not in cleaned
     assert "abc.def" not in cleaned
     assert "AIzaXYZ" not in cleaned

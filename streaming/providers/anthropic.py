@@ -142,7 +142,7 @@ class AnthropicProvider(Provider):
         return str(self.options.get("base_url") or os.environ.get(env) or DEFAULT_BASE_URL)
 
     def _client_options(self) -> dict[str, Any]:
-        key = self.api_key()
+        key = (self.api_key() or "").strip()  # a stray newline would make an invalid header
         if not key:
             raise missing_key(self.name, self.key_variables())
         options: dict[str, Any] = {"api_key": key, "base_url": self.base_url(), "max_retries": 0}

@@ -47,6 +47,7 @@ DEFAULT_TIMEOUT = 600.0
 FINISH_REASONS = {
     "STOP": "stop",
     "MAX_TOKENS": "length",
+    "CONTINUATION": "length",  # a long reply paused, not resumed (automatic_continuation off)
     "SAFETY": "content-filter",
     "RECITATION": "content-filter",
     "BLOCKLIST": "content-filter",
@@ -178,7 +179,7 @@ class GeminiProvider(Provider):
         return self.options.get("base_url") or os.environ.get(env) or None
 
     def _client(self, **http_clients: Any) -> genai.Client:
-        key = self.api_key()
+        key = (self.api_key() or "").strip()  # a stray newline would make an invalid header
         if not key:
             raise missing_key(self.name, self.key_variables())
         http_options = types.HttpOptions(
@@ -204,8 +205,9 @@ class GeminiProvider(Provider):
         config = types.GenerateContentConfig(
             system_instruction=system or None,
             max_output_tokens=request.max_output_tokens or self.options.get("max_output_tokens"),
-            automatic_continuation=bool(self.options.get("automatic_continuation", False)),
         )
+        if "automatic_continuation" in types.GenerateContentConfig.model_fields:  # google-genai 3.4+
+            config.automatic_continuation = bool(self.options.get("automatic_continuation", False))
         if request.reasoning:
             config.thinking_config = types.ThinkingConfig(
                 include_thoughts=True,

@@ -135,7 +135,7 @@ class OpenAIProvider(Provider):
         return str(self.options.get("base_url") or os.environ.get(env) or DEFAULT_BASE_URL)
 
     def _client_options(self) -> dict[str, Any]:
-        key = self.api_key()
+        key = (self.api_key() or "").strip()  # a stray newline would make an invalid header
         if not key:
             if self.options.get("require_api_key", True):
                 raise missing_key(self.name, self.key_variables())

@@ -88,8 +88,8 @@ _MAX_DETAIL = 300
 def clean(text: str, secrets: Iterable[str | None] = ()) -> str:
     """``text`` without the given secrets or anything shaped like a credential, one line, bounded."""
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
+        if secret and secret.strip():
+            text = text.replace(secret.strip(), "[redacted]")
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     text = " ".join(text.split())
@@ -101,8 +101,8 @@ def error_detail(body: object) -> tuple[str, str]:
     if isinstance(body, list) and len(body) == 1:
         body = body[0]
     if isinstance(body, (bytes, str)):
-        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-        return text.strip(), ""
+        text = (body.decode("utf-8", "replace") if isinstance(body, bytes) else body).strip()
+        return ("" if text.startswith("<") else text), ""  # an HTML error page says nothing useful
     if not isinstance(body, Mapping):
         return "", ""
     error = body.get("error", body)
