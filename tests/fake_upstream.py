@@ -257,10 +257,10 @@ def openai_chunk(
 ) -> dict[str, Any]:
     """A ``chat.completion.chunk``; ``usage`` alone makes the final usage chunk (``choices: []``)."""
     chunk: dict[str, Any] = {
-        "id": "chatcmpl-fake",
+        "id": "chatcmpl-1",
         "object": "chat.completion.chunk",
-        "created": 1727346173,
-        "model": "gpt-fake",
+        "created": 1,
+        "model": "gpt",
     }
     if usage is not None and content is None and finish is None and not delta:
         return {**chunk, "choices": [], "usage": usage}
@@ -279,25 +279,22 @@ def anthropic_sse(events: list[dict[str, Any]]) -> list[bytes]:
 def anthropic_message(
     text: list[str],
     *,
-    thinking: list[str] = (),  # type: ignore[assignment]
+    thinking: list[str] | None = None,
     start_usage: dict[str, Any] | None = None,
     delta_usage: dict[str, Any] | None = None,
     stop_reason: str = "end_turn",
 ) -> list[dict[str, Any]]:
     """The events of one Messages stream: an optional thinking block, a text block, usage and stop."""
     usage = start_usage or {"input_tokens": 10, "output_tokens": 1}
-    message = {
-        "id": "msg_fake",
-        "type": "message",
-        "role": "assistant",
-        "content": [],
-        "model": "claude-fake",
-    }
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": "claude"}
     events: list[dict[str, Any]] = [
         {"type": "message_start", "message": {**message, "stop_reason": None, "usage": usage}},
         {"type": "ping"},
     ]
-    blocks = [("thinking", "thinking_delta", "thinking", thinking), ("text", "text_delta", "text", text)]
+    blocks = [
+        ("thinking", "thinking_delta", "thinking", thinking or []),
+        ("text", "text_delta", "text", text),
+    ]
     index = 0
     for block_type, delta_type, key, parts in blocks:
         if not parts:
