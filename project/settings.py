@@ -1,8 +1,9 @@
 """Settings of the demo project. Everything that differs between machines comes from the environment.
 
 DJANGO_SECRET_KEY, DJANGO_DEBUG (default on), DJANGO_ALLOWED_HOSTS (comma-separated),
-DATABASE_URL (default: SQLite next to manage.py), REDIS_URL (cache and channel layer; default: a file
-cache next to the SQLite file, or in DJANGO_CACHE_DIR, and an in-memory channel layer),
+DATABASE_URL (default: SQLite next to manage.py), DJANGO_CONN_MAX_AGE (default 0),
+REDIS_URL (cache and channel layer; default: a file cache next to the SQLite file, or in
+DJANGO_CACHE_DIR, and an in-memory channel layer),
 provider keys (OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or GOOGLE_API_KEY),
 STREAMING_MODELS (comma-separated provider:model ids), STREAMING_MONTHLY_BUDGET_USD.
 """
@@ -79,7 +80,11 @@ def database_settings() -> dict[str, object]:
     if url:
         import dj_database_url
 
-        return dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
+        # Persistent connections only where asked: under ASGI each request runs in a thread of its own
+        # that ends with it, so a kept connection is never used again, and never closed (Django's docs:
+        # disable them under ASGI). gunicorn gthread reuses its threads: DJANGO_CONN_MAX_AGE=60 suits it.
+        max_age = int(os.environ.get("DJANGO_CONN_MAX_AGE", "0"))
+        return dict(dj_database_url.parse(url, conn_max_age=max_age, conn_health_checks=max_age > 0))
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
