@@ -37,6 +37,16 @@ def _cost_cell(amount: Decimal | None) -> str:
     return usd(amount)
 
 
+def user_search_fields(relation: str) -> list[str]:
+    """Search fields for a user relation that exist on the project's user model (which may be custom)."""
+    user_model = get_user_model()
+    fields = [f"{relation}__{user_model.USERNAME_FIELD}"]
+    has_email = "email" in {f.name for f in user_model._meta.get_fields()}
+    if has_email and user_model.USERNAME_FIELD != "email":
+        fields.append(f"{relation}__email")
+    return fields
+
+
 class ReadOnlyMixin:
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
@@ -118,12 +128,7 @@ class UsageAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return request.user.has_perm(f"{self.opts.app_label}.change_usage")
 
     def get_search_fields(self, request: HttpRequest) -> list[str]:
-        user_model = get_user_model()
-        fields = [f"user__{user_model.USERNAME_FIELD}"]
-        has_email = "email" in {f.name for f in user_model._meta.get_fields()}
-        if has_email and user_model.USERNAME_FIELD != "email":
-            fields.append("user__email")
-        return fields
+        return user_search_fields("user")
 
     @admin.display(description="model", ordering="model")
     def model_id(self, obj: Usage) -> str:
@@ -230,12 +235,14 @@ class MessageInline(ReadOnlyMixin, admin.TabularInline):
 class ConversationAdmin(admin.ModelAdmin):
     list_display = ("title", "owner", "model", "created_at", "updated_at", "cost")
     list_filter = ("model",)
-    search_fields = ("title", "owner__username", "owner__email")
     date_hierarchy = "created_at"
     readonly_fields = ("id", "owner", "model", "created_at", "updated_at", "cost")
     fields = ("id", "title", "owner", "model", "created_at", "updated_at", "cost")
     inlines = [MessageInline]
     list_select_related = ("owner",)
+
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        return ["title", *user_search_fields("owner")]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
         return super().get_queryset(request).with_cost()  # type: ignore[attr-defined,no-any-return]
@@ -280,9 +287,11 @@ class PriceOverrideAdmin(admin.ModelAdmin):
 @admin.register(UserBudget)
 class UserBudgetAdmin(admin.ModelAdmin):
     list_display = ("user", "monthly_usd", "spent_this_month", "note", "updated_at")
-    search_fields = ("user__username", "user__email", "note")
     raw_id_fields = ("user",)
     list_select_related = ("user",)
+
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        return [*user_search_fields("user"), "note"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[UserBudget]:
         spend = (

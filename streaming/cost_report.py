@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -129,7 +129,7 @@ def _filter_link(base: str, **params: Any) -> str:
 
 
 def _rows(queryset: QuerySet[Usage], keys: list[str], limit: int | None = None) -> list[dict[str, Any]]:
-    rows = queryset.values(*keys).annotate(**_totals()).order_by("-cost", *keys)
+    rows = queryset.values(*keys).annotate(**_totals()).order_by(F("cost").desc(nulls_last=True), *keys)
     found: list[dict[str, Any]] = [dict(row) for row in (rows[:limit] if limit else rows)]
     return found
 
