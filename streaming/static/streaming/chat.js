@@ -1,102 +1,474 @@
-// A minimal chat page on the SSE stream: the full page (markdown, sidebar) comes with the chat page work.
-(function () {
-  "use strict";
-  const csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
-  const $ = (id) => document.getElementById(id);
-  let conversation = null;
-  let controller = null;
-  let streamingMessageId = null;
+// The chat page: conversations, the composer, and the replies streaming into them.
 
-  async function loadModels() {
-    const response = await fetch("api/models");
-    const data = await response.json();
-    for (const model of data.models) {
-      const option = new Option(model.label, model.id, false, model.id === data.default);
-      option.dataset.reasoning = model.reasoning;
-      $("model").add(option);
-    }
+import { Api, ApiError } from "./api.js";
+import { warmUp } from "./markdown.js";
+import { AssistantReply, replyOf, userMessage } from "./reply.js";
+import { ConversationList, conversationHref } from "./sidebar.js";
+import { readChunks } from "./sse.js";
+
+const STOP_GRACE_MS = 2000; // after Stop, how long the server may take to send its own ending
+const REMOTE_POLL_MS = 1500; // how often a reply streaming in another tab is looked at again
+const PINNED_SLACK_PX = 80; // this close to the bottom, the transcript follows a growing reply
+const NARROW = window.matchMedia("(max-width: 800px)");
+const SETTLED_ANNOUNCEMENTS = {
+  complete: "Reply complete.",
+  cancelled: "Reply stopped.",
+  interrupted: "The reply was interrupted.",
+};
+
+const $ = (id) => document.getElementById(id);
+
+/** One conversation's transcript, and the reply streaming into it, if any. */
+class ConversationView {
+  constructor(id = null) {
+    this.id = id;
+    this.title = "";
+    this.model = null;
+    this.controller = null; // the AbortController of the reply this page is streaming
+    this.reply = null;
+    this.remoteStreaming = null; // the id of a reply streaming elsewhere (another tab or device)
+    this.element = document.createElement("div");
+    this.element.className = "messages";
+    this.element.setAttribute("role", "log");
+    this.element.setAttribute("aria-live", "polite");
+    this.element.setAttribute("aria-label", "Messages");
   }
 
-  function addMessage(role, text) {
-    const node = document.createElement("div");
-    node.className = "message " + role;
-    node.textContent = text;
-    $("messages").appendChild(node);
-    return node;
+  get busy() {
+    return this.controller !== null || this.remoteStreaming !== null;
   }
 
-  async function send(text) {
-    addMessage("user", text);
-    const reply = addMessage("assistant", "");
-    const meta = document.createElement("div");
-    meta.className = "meta";
-    controller = new AbortController();
-    $("stop").hidden = false;
-    $("send").disabled = true;
+  get empty() {
+    return this.element.childElementCount === 0;
+  }
+
+  show(data, labelOf) {
+    this.title = data.title;
+    this.model = data.model;
+    const articles = data.messages.map((message) =>
+      message.role === "user"
+        ? userMessage(message.content)
+        : AssistantReply.fromStored(message, labelOf(message.model)).element,
+    );
+    this.element.replaceChildren(...articles);
+    const streaming = data.messages.findLast((m) => m.role === "assistant" && m.status === "streaming");
+    this.remoteStreaming = this.controller ? null : (streaming?.id ?? null);
+  }
+}
+
+class ChatApp {
+  constructor(root) {
+    this.root = root;
+    this.api = new Api(root);
+    this.models = new Map();
+    this.views = new Map(); // views kept while they stream, by conversation id
+    this.view = null;
+    this.openToken = 0;
+    this.pinned = true;
+    this.transcript = $("transcript");
+    this.prompt = $("prompt");
+    this.modelSelect = $("model");
+    this.reasoningBox = $("reasoning");
+    this.list = new ConversationList($("conversation-list"), $("conversation-empty"), {
+      open: (id) => this.open(id),
+      rename: (id, title) => this.rename(id, title),
+      remove: (id, title) => this.remove(id, title),
+    });
+  }
+
+  async start() {
+    this.bind();
+    this.showView(new ConversationView());
     try {
-      const response = await fetch("api/chat", {
-        method: "POST",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-        body: JSON.stringify({ conversation, message: text, model: $("model").value, reasoning: $("reasoning").checked }),
-        signal: controller.signal,
+      await Promise.all([this.loadModels(), this.refreshList()]);
+    } catch (error) {
+      this.announce(`The page could not load: ${error.message}`, true);
+    }
+    await this.route();
+    this.root.dataset.ready = "true";
+    (window.requestIdleCallback ?? setTimeout)(() => warmUp());
+  }
+
+  bind() {
+    $("composer").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.submit();
+    });
+    this.prompt.addEventListener("keydown", (event) => this.onPromptKey(event));
+    this.prompt.addEventListener("input", () => this.resizePrompt());
+    $("stop").addEventListener("click", () => this.stop());
+    $("new-chat").addEventListener("click", () => this.newChat());
+    $("jump-latest").addEventListener("click", () => this.scrollToEnd(true));
+    this.modelSelect.addEventListener("change", () => this.onModelChange());
+    this.reasoningBox.addEventListener("change", () => localStorage.setItem("streaming.reasoning", this.reasoningBox.checked));
+    this.transcript.addEventListener("scroll", () => this.onScroll(), { passive: true });
+    this.transcript.addEventListener("click", (event) => this.onTranscriptClick(event));
+    $("sidebar-toggle").addEventListener("click", () => this.toggleSidebar());
+    $("scrim").addEventListener("click", () => this.toggleSidebar(false));
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && this.root.classList.contains("sidebar-open")) this.toggleSidebar(false);
+    });
+    for (const suggestion of document.querySelectorAll("[data-suggestion]")) {
+      suggestion.addEventListener("click", () => {
+        this.prompt.value = suggestion.dataset.suggestion;
+        this.resizePrompt();
+        this.prompt.focus();
       });
-      if (!response.ok) {
-        const body = await response.json().catch(() => ({ error: { message: response.statusText } }));
-        reply.classList.add("error");
-        reply.textContent = body.error.message;
+    }
+    window.addEventListener("popstate", () => this.route());
+    NARROW.addEventListener("change", () => this.toggleSidebar(false));
+  }
+
+  // -- models -----------------------------------------------------------------------------------
+  async loadModels() {
+    const data = await this.api.models();
+    const saved = localStorage.getItem("streaming.model");
+    for (const model of data.models) {
+      this.models.set(model.id, model);
+      this.modelSelect.add(new Option(model.label, model.id));
+    }
+    this.modelSelect.value = this.models.has(saved) ? saved : (data.default ?? data.models[0]?.id ?? "");
+    this.reasoningBox.checked = localStorage.getItem("streaming.reasoning") === "true";
+    this.onModelChange(false);
+  }
+
+  onModelChange(save = true) {
+    const model = this.models.get(this.modelSelect.value);
+    $("reasoning-toggle").hidden = !model?.reasoning;
+    if (save) localStorage.setItem("streaming.model", this.modelSelect.value);
+  }
+
+  labelOf(modelId) {
+    return this.models.get(modelId)?.label ?? modelId ?? "";
+  }
+
+  chatOptions() {
+    const model = this.modelSelect.value;
+    return { model, reasoning: Boolean(this.models.get(model)?.reasoning && this.reasoningBox.checked) };
+  }
+
+  // -- conversations ----------------------------------------------------------------------------
+  async route() {
+    const id = new URLSearchParams(window.location.search).get("c");
+    if (id) await this.open(id, { push: false });
+    else this.newChat({ push: false });
+  }
+
+  async refreshList() {
+    this.list.update(await this.api.conversations());
+    if (this.view?.id) this.setTitle(this.list.title(this.view.id) || this.view.title);
+  }
+
+  refreshListSoon() {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(() => this.refreshList().catch(() => {}), 150);
+  }
+
+  async open(id, { push = true } = {}) {
+    this.toggleSidebar(false);
+    if (this.view?.id === id) return;
+    const token = ++this.openToken;
+    let view = this.views.get(id);
+    if (!view) {
+      view = new ConversationView(id);
+      try {
+        view.show(await this.api.conversation(id), (model) => this.labelOf(model));
+      } catch (error) {
+        if (token !== this.openToken) return;
+        this.announce(error.status === 404 ? "That conversation no longer exists." : error.message, true);
+        this.newChat();
         return;
       }
-      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += value;
-        let end;
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
-          const event = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const data = event.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
-          if (!data || data === "[DONE]") continue;
-          handle(JSON.parse(data), reply, meta);
-        }
-      }
+      if (token !== this.openToken) return;
+    }
+    if (push) history.pushState(null, "", conversationHref(id));
+    if (this.models.has(view.model)) {
+      this.modelSelect.value = view.model;
+      this.onModelChange();
+    }
+    this.showView(view);
+    this.scrollToEnd(true);
+    this.watchRemote(view);
+  }
+
+  newChat({ push = true } = {}) {
+    this.toggleSidebar(false);
+    this.openToken++;
+    if (push && window.location.search) history.pushState(null, "", conversationHref(null));
+    this.showView(new ConversationView());
+    this.prompt.focus();
+  }
+
+  showView(view) {
+    const previous = this.view;
+    if (previous && previous !== view && !previous.controller) this.views.delete(previous.id);
+    this.view = view;
+    if (view.id) this.views.set(view.id, view);
+    this.transcript.querySelector(".messages")?.remove();
+    this.transcript.append(view.element);
+    this.list.setActive(view.id);
+    this.setTitle(view.id ? this.list.title(view.id) || view.title : "");
+    this.updateComposer();
+  }
+
+  setTitle(title) {
+    $("conversation-title").textContent = title || "New chat";
+    document.title = `${title || "New chat"} · Chat`;
+  }
+
+  async rename(id, title) {
+    try {
+      await this.api.rename(id, title);
+      this.announce("Conversation renamed.");
+      await this.refreshList();
     } catch (error) {
-      if (error.name !== "AbortError") { reply.classList.add("error"); reply.textContent += "\n" + error.message; }
-      else meta.textContent = "stopped";
+      this.announce(`Renaming failed: ${error.message}`, true);
+      throw error;
+    }
+  }
+
+  async remove(id, title) {
+    const dialog = $("delete-dialog");
+    $("delete-dialog-title").textContent = title || "this conversation";
+    dialog.returnValue = "";
+    dialog.showModal();
+    await new Promise((resolve) => dialog.addEventListener("close", resolve, { once: true }));
+    if (dialog.returnValue !== "delete") return;
+    try {
+      this.views.get(id)?.controller?.abort();
+      await this.api.remove(id);
+      this.views.delete(id);
+      if (this.view?.id === id) this.newChat();
+      this.announce("Conversation deleted.");
+      await this.refreshList();
+    } catch (error) {
+      this.announce(`Deleting failed: ${error.message}`, true);
+    }
+  }
+
+  /** A reply that streams in another tab is looked at again until it ends. */
+  watchRemote(view) {
+    if (!view.remoteStreaming || view !== this.view) return;
+    clearTimeout(view.pollTimer);
+    view.pollTimer = setTimeout(async () => {
+      if (view !== this.view || view.controller) return;
+      try {
+        view.show(await this.api.conversation(view.id), (model) => this.labelOf(model));
+      } catch {
+        // the next poll tries again
+      }
+      this.updateComposer();
+      this.scrollToEnd();
+      this.watchRemote(view);
+    }, REMOTE_POLL_MS);
+  }
+
+  // -- sending and streaming --------------------------------------------------------------------
+  submit() {
+    const text = this.prompt.value;
+    if (!text.trim()) return;
+    if (this.view.busy) {
+      this.announce("Wait for the reply to finish, or stop it.", true);
+      return;
+    }
+    this.prompt.value = "";
+    this.resizePrompt();
+    this.send(this.view, text);
+  }
+
+  send(view, text) {
+    const user = userMessage(text);
+    view.element.append(user);
+    this.runReply(view, { conversation: view.id, message: text, ...this.chatOptions() }, { text, user });
+  }
+
+  async runReply(view, body, origin) {
+    const reply = new AssistantReply({
+      modelLabel: this.labelOf(body.model),
+      onRender: () => view === this.view && this.scrollToEnd(),
+      onSettled: (settled) => this.onSettled(view, settled),
+    });
+    reply.origin = origin;
+    view.element.append(reply.element);
+    view.reply = reply;
+    view.controller = new AbortController();
+    this.updateComposer();
+    this.scrollToEnd(true);
+    try {
+      const response = await this.api.chat(body, view.controller.signal);
+      if (!response.ok) {
+        const error = await ApiError.from(response);
+        reply.requestFailed = true;
+        reply.fail(error.message, error.code);
+        return;
+      }
+      for await (const chunk of readChunks(response)) {
+        if (chunk.type === "start") this.adopt(view, chunk);
+        reply.apply(chunk);
+      }
+      if (!reply.settled) reply.fail("The connection closed before the reply was complete.", "connection");
+    } catch (error) {
+      if (error.name === "AbortError") reply.settle("cancelled");
+      else reply.fail("The connection to the server was lost. The reply may be incomplete.", "connection");
     } finally {
-      controller = null;
-      $("stop").hidden = true;
-      $("send").disabled = false;
-      reply.after(meta);
+      clearTimeout(view.stopTimer);
+      view.controller = null;
+      if (view.id) this.list.setStreaming(view.id, false);
+      if (view !== this.view) this.views.delete(view.id);
+      this.updateComposer();
+      this.refreshListSoon();
     }
   }
 
-  function handle(chunk, reply, meta) {
-    if (chunk.type === "start") { conversation = chunk.messageMetadata.conversationId; streamingMessageId = chunk.messageId; }
-    else if (chunk.type === "text-delta") reply.textContent += chunk.delta;
-    else if (chunk.type === "error") { reply.classList.add("error"); reply.textContent += "\n" + chunk.errorText; }
-    else if (chunk.type === "finish" || chunk.type === "message-metadata") {
-      const m = chunk.messageMetadata;
-      const usage = m.usage ? `${m.usage.inputTokens} in / ${m.usage.outputTokens} out${m.usage.estimated ? " (estimated)" : ""}` : "";
-      meta.textContent = [m.status, usage, m.ttftMs != null ? `first token ${m.ttftMs} ms` : ""].filter(Boolean).join(" · ");
+  /** The `start` chunk: the server's ids for the conversation (new for a new chat) and the reply. */
+  adopt(view, chunk) {
+    const id = chunk.messageMetadata?.conversationId;
+    if (id && !view.id) {
+      view.id = id;
+      this.views.set(id, view);
+      if (view === this.view) {
+        history.replaceState(null, "", conversationHref(id));
+        this.list.setActive(id);
+      }
+    }
+    if (view.id) this.list.setStreaming(view.id, true);
+    this.refreshListSoon();
+  }
+
+  onSettled(view, reply) {
+    if (view !== this.view) return;
+    if (reply.status === "error") this.announce(`The reply failed: ${reply.errorText.textContent}`, true);
+    else this.announce(SETTLED_ANNOUNCEMENTS[reply.status] ?? "");
+  }
+
+  async stop() {
+    const view = this.view;
+    if (!view.controller) {
+      if (view.remoteStreaming) {
+        await this.api.stop(view.remoteStreaming).catch((error) => this.announce(error.message, true));
+        this.announce("Stopping the reply.");
+      }
+      return;
+    }
+    const { reply, controller } = view;
+    if (reply.status === "stopping") return;
+    reply.stopping();
+    this.updateComposer();
+    this.prompt.focus();
+    const abort = () => controller.abort();
+    if (!reply.messageId) return abort(); // nothing to name yet: the server sees the client go
+    // The server ends the stream itself with the usage and cost so far; the abort is the fallback.
+    view.stopTimer = setTimeout(abort, STOP_GRACE_MS);
+    try {
+      if (!(await this.api.stop(reply.messageId))) abort();
+    } catch {
+      abort();
     }
   }
 
-  $("composer").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const text = $("prompt").value.trim();
-    if (!text || controller) return;
-    $("prompt").value = "";
-    send(text);
-  });
-  $("prompt").addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("composer").requestSubmit(); }
-  });
-  $("stop").addEventListener("click", () => {
-    if (streamingMessageId) fetch(`api/messages/${streamingMessageId}/stop`, { method: "POST", headers: { "X-CSRFToken": csrf } });
-    if (controller) controller.abort();
-  });
-  $("new-chat").addEventListener("click", () => { conversation = null; $("messages").replaceChildren(); });
-  loadModels();
-})();
+  regenerate(reply) {
+    const view = this.view;
+    if (view.busy || !view.id) return;
+    reply.element.remove();
+    this.runReply(view, { conversation: view.id, regenerate: true, ...this.chatOptions() }, { regenerate: true });
+  }
+
+  retry(reply) {
+    const { origin } = reply;
+    if (reply.requestFailed && origin?.text !== undefined) {
+      // The server refused the request before storing anything: send the message again.
+      if (this.view.busy) return;
+      reply.element.remove();
+      origin.user.remove();
+      this.send(this.view, origin.text);
+    } else {
+      this.regenerate(reply);
+    }
+  }
+
+  onTranscriptClick(event) {
+    const button = event.target.closest("button[data-action]");
+    if (!button) return;
+    const reply = replyOf(button);
+    const action = button.dataset.action;
+    if (action === "copy-code") this.copy(button, button.closest(".code-block").querySelector("pre").textContent);
+    else if (action === "copy-reply" && reply) this.copy(button, reply.text);
+    else if (action === "regenerate" && reply) this.regenerate(reply);
+    else if (action === "retry" && reply) this.retry(reply);
+  }
+
+  async copy(button, text) {
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch {
+      this.announce("Copying failed: the browser did not allow it.", true);
+      return;
+    }
+    const label = button.textContent;
+    button.textContent = "Copied";
+    this.announce("Copied to the clipboard.");
+    setTimeout(() => (button.textContent = label), 1500);
+  }
+
+  // -- the page -----------------------------------------------------------------------------------
+  updateComposer() {
+    const view = this.view;
+    const streaming = Boolean(view?.busy);
+    const stopFocused = document.activeElement === $("stop");
+    const sendFocused = document.activeElement === $("send");
+    $("send").hidden = streaming;
+    $("stop").hidden = !streaming;
+    $("stop").disabled = view?.reply?.status === "stopping" && Boolean(view.controller);
+    if (streaming && sendFocused) $("stop").focus();
+    if (!streaming && stopFocused) $("send").focus();
+    view?.element.classList.toggle("busy", streaming);
+    $("empty-state").hidden = !view?.empty;
+  }
+
+  onPromptKey(event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      this.submit();
+    } else if (event.key === "Escape" && this.view.busy) {
+      event.preventDefault();
+      this.stop();
+    }
+  }
+
+  resizePrompt() {
+    this.prompt.style.height = "auto";
+    this.prompt.style.height = `${Math.min(this.prompt.scrollHeight, window.innerHeight * 0.4)}px`;
+  }
+
+  onScroll() {
+    const t = this.transcript;
+    this.pinned = t.scrollTop + t.clientHeight >= t.scrollHeight - PINNED_SLACK_PX;
+    $("jump-latest").hidden = this.pinned;
+  }
+
+  scrollToEnd(force = false) {
+    if (!force && !this.pinned) return;
+    this.transcript.scrollTop = this.transcript.scrollHeight;
+    this.pinned = true;
+    $("jump-latest").hidden = true;
+  }
+
+  toggleSidebar(open = !this.root.classList.contains("sidebar-open")) {
+    const wasOpen = this.root.classList.contains("sidebar-open");
+    open = open && NARROW.matches;
+    this.root.classList.toggle("sidebar-open", open);
+    $("sidebar-toggle").setAttribute("aria-expanded", String(open));
+    $("scrim").hidden = !open;
+    $("main").inert = open;
+    if (open) $("sidebar").querySelector("a, button")?.focus();
+    else if (wasOpen) $("sidebar-toggle").focus();
+  }
+
+  announce(text, urgent = false) {
+    const region = urgent ? $("alert") : $("announcer");
+    region.textContent = "";
+    setTimeout(() => (region.textContent = text), 50);
+  }
+}
+
+new ChatApp($("chat-app")).start();
