@@ -1,0 +1,120 @@
+"""Providers that misbehave on purpose, for the browser tests. They run inside the server process
+(``tests.settings_browser`` configures them), so they take no instructions from the test but the
+user's message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import ClassVar
+
+from streaming.events import Event, Finish, TextDelta, Usage
+from streaming.exceptions import Overloaded
+from streaming.providers.base import ChatRequest, Provider
+from streaming.providers.demo import REPLY
+
+# Split so that a tag or a link arrives over several deltas: the page renders partial markdown.
+HOSTILE_REPLY = [
+    "Here is some **HTML**: <scr",
+    "ipt>window.__pwned = 'script';</script> and an image ",
+    "<img src=x onerror=\"window.__pwned = 'img'\"> and ",
+    "[a link](javascript:window.__pwned='link') and ",
+    "<a href=\"javascript:window.__pwned='anchor'\">another</a>",
+    " <svg onload=\"window.__pwned='svg'\"></svg>",
+    " <iframe src=\"javascript:window.__pwned='iframe'\"></iframe>",
+    "\n\n<details open ontoggle=\"window.__pwned='details'\">x</details>\n\n",
+    "![pic](x\" onerror=\"window.__pwned='md-img')\n\n",
+    "<style>body { display: none }</style>\n\n",
+    "[data](data:text/html,<script>parent.__pwned='data'</script>) <javascript:window.__pwned='auto'>\n\n",
+    "The end.",
+]
+
+FLAKY_PARTIAL = ["I started ", "to answer, ", "but then "]
+CHUNKY_BURSTS = 4
+CHUNKY_GAP_SECONDS = 0.5
+
+
+class HostileProvider(Provider):
+    """Model output that runs script if the page renders it without sanitizing."""
+
+    free = True
+
+    def _events(self) -> list[Event]:
+        deltas: list[Event] = [TextDelta(text) for text in HOSTILE_REPLY]
+        return [*deltas, Usage(input_tokens=10, output_tokens=60), Finish("stop")]
+
+    def stream(self, request: ChatRequest) -> Iterator[Event]:
+        for event in self._events():
+            time.sleep(0.02)
+            yield event
+
+    async def astream(self, request: ChatRequest) -> AsyncIterator[Event]:
+        for event in self._events():
+            await asyncio.sleep(0.02)
+            yield event
+
+
+class FlakyProvider(Provider):
+    """Streams a few words, then fails as an overloaded provider does (after the first token, so the
+    service does not retry). A message containing "once" fails only the first time it is sent, so that
+    a retry succeeds."""
+
+    free = True
+    _attempts: ClassVar[dict[str, int]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def _fails(self, request: ChatRequest) -> bool:
+        last = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+        with self._lock:
+            self._attempts[last] = attempt = self._attempts.get(last, 0) + 1
+        return "once" not in last or attempt == 1
+
+    def stream(self, request: ChatRequest) -> Iterator[Event]:
+        fails = self._fails(request)
+        for text in FLAKY_PARTIAL if fails else ["Recovered: ", "this time ", "it worked."]:
+            time.sleep(0.05)
+            yield TextDelta(text)
+        if fails:
+            raise Overloaded()
+        yield Usage(input_tokens=5, output_tokens=6)
+        yield Finish("stop")
+
+    async def astream(self, request: ChatRequest) -> AsyncIterator[Event]:
+        fails = self._fails(request)
+        for text in FLAKY_PARTIAL if fails else ["Recovered: ", "this time ", "it worked."]:
+            await asyncio.sleep(0.05)
+            yield TextDelta(text)
+        if fails:
+            raise Overloaded()
+        yield Usage(input_tokens=5, output_tokens=6)
+        yield Finish("stop")
+
+
+def chunky_bursts(request: ChatRequest) -> list[str]:
+    last = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+    text = REPLY.format(words=" ".join(last.split()))
+    size = -(-len(text) // CHUNKY_BURSTS)
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+class ChunkyProvider(Provider):
+    """The demo reply in a few large bursts, half a second apart, as some providers batch their output."""
+
+    free = True
+
+    def stream(self, request: ChatRequest) -> Iterator[Event]:
+        for burst in chunky_bursts(request):
+            yield TextDelta(burst)
+            time.sleep(CHUNKY_GAP_SECONDS)
+        yield Usage(input_tokens=5, output_tokens=60)
+        yield Finish("stop")
+
+    async def astream(self, request: ChatRequest) -> AsyncIterator[Event]:
+        for burst in chunky_bursts(request):
+            yield TextDelta(burst)
+            await asyncio.sleep(CHUNKY_GAP_SECONDS)
+        yield Usage(input_tokens=5, output_tokens=60)
+        yield Finish("stop")

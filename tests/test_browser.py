@@ -1,0 +1,498 @@
+"""The chat page in a real browser (Debian's Chromium, driven by Playwright) against real servers: daphne
+through ``runserver`` (ASGI) and gunicorn (WSGI), with the app mounted under ``/chat/``.
+
+Test models (``tests.settings_browser``): ``paced:echo`` streams the demo reply at 25 tokens a second,
+``long:echo`` streams 5,000 tokens, ``flaky:model`` fails after a few words, ``hostile:model`` answers
+with HTML and links that would run script if the page rendered them unsanitized.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from itertools import pairwise
+from typing import Any
+
+import orjson
+import pytest
+
+from streaming.providers.base import ChatMessage, ChatRequest
+from streaming.providers.demo import DemoProvider
+from tests.browser_support import (
+    PHONE,
+    ChatPage,
+    chat_page,
+    chromium_available,
+    launch,
+    session_cookies,
+    words,
+)
+from tests.conftest import require
+from tests.servers import NEEDS, LiveServer, User, available, running_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.servers]
+
+SERVERS = {"asgi": "runserver", "wsgi": "gunicorn"}
+SERVER_ENV = {
+    "DJANGO_SETTINGS_MODULE": "tests.settings_browser",
+    "STREAMING_DEMO_TOKENS_PER_SECOND": "400",  # demo:echo: a quick reply where pace does not matter
+    "STREAMING_BROWSER_PACED_TPS": "25",
+    "STREAMING_BROWSER_LONG_TPS": "1500",
+    "STREAMING_BROWSER_LONG_TOKENS": "5000",
+}
+#: The screenshots' user: a conversation list without the other tests' conversations.
+SHOWCASE_USER = User(username="grace", password="grace-browser-pw-5150")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    ok, reason = chromium_available()
+    require(ok, reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module", params=list(SERVERS))
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    kind = SERVERS[request.param]
+    require(available(kind), f"{NEEDS[kind]} is not installed: cannot test the page under {kind}")
+    workdir = tmp_path_factory.mktemp(f"browser-{kind}")
+    with running_server(kind, workdir, SERVER_ENV, users=(User(), SHOWCASE_USER)) as live:
+        yield live
+
+
+#: For what does not depend on the server: run under ASGI only.
+ONCE = pytest.mark.parametrize("server", ["asgi"], indirect=True)
+
+
+@pytest.fixture(scope="module")
+def cookies(server: LiveServer) -> list[dict[str, Any]]:
+    return session_cookies(server)
+
+
+@pytest.fixture
+def chat_options() -> dict[str, Any]:
+    """Browser context options of the ``chat`` fixture; a test parametrizes it for another viewport."""
+    return {}
+
+
+@pytest.fixture
+def chat(
+    browser: Any, server: LiveServer, cookies: list[dict[str, Any]], chat_options: dict[str, Any]
+) -> Iterator[ChatPage]:
+    with chat_page(browser, server, cookies, **chat_options) as page:
+        yield page
+    print(f"--- the {server.kind} server's output ---\n{server.log()[-4000:]}")  # shown on failure
+
+
+def unique(text: str) -> str:
+    return f"{text} {uuid.uuid4().hex[:8]}"
+
+
+def stored_reply(server: LiveServer, conversation_id: str) -> dict[str, Any]:
+    with server.client() as client:
+        data = client.get(f"/chat/api/conversations/{conversation_id}").json()
+    return [m for m in data["messages"] if m["role"] == "assistant"][-1]
+
+
+# -- streaming --------------------------------------------------------------------------------------
+
+
+def test_reply_streams_in_and_renders_markdown(chat: ChatPage) -> None:
+    """Partial text shows while the reply streams; the finished reply is formatted markdown with its
+    reasoning, status, tokens, cost and time to first token."""
+    chat.choose_model("paced:echo")
+    chat.set_reasoning(True)
+    chat.reset_long_tasks()
+    message = unique("Show me markdown")
+    reply = chat.send(message)
+
+    assert chat.stop_button().is_visible()
+    chat.wait_for_text(reply, 60)
+    assert reply.get_attribute("data-status") == "streaming"
+    partial = reply.locator(".content").inner_text()
+    assert chat.wait_settled(reply) == "complete"
+    assert 0 < len(partial) < len(reply.locator(".content").inner_text())
+
+    states = chat.reply_states()
+    shown = [length for status, length in states if status == "streaming" and length]
+    assert len(set(shown)) >= 10, states  # it grew in many steps, not all at once
+    # Never a flicker: what is shown only shrinks by a few markdown markers ("**" closing, a fence).
+    assert all(later >= earlier - 12 for earlier, later in pairwise(shown)), states
+    content = reply.locator(".content")
+    assert content.locator("p").first.inner_text() == "Here is a streamed reply from the demo model."
+    assert content.locator("p").nth(1).inner_text() == f'You said: "{message}"'
+    assert content.locator("strong").inner_text() == "demo"
+    assert content.locator("ul > li").count() == 3
+    code = content.locator(".code-block")
+    assert code.locator(".code-language").inner_text() == "python"
+    assert "def greet(name):" in code.locator("pre").inner_text()
+    code.get_by_role("button", name="Copy python code").click()
+    assert "def greet(name):" in chat.page.evaluate("navigator.clipboard.readText()")
+
+    reasoning = reply.locator("details.reasoning")
+    assert reasoning.get_attribute("open") is None  # collapsed
+    assert reasoning.locator("summary").inner_text().startswith("Reasoned for")
+    reasoning.locator("summary").click()
+    assert "The user wrote" in reasoning.locator(".reasoning-body").inner_text()
+
+    assert reply.locator(".status").inner_text() == "Complete"
+    assert "in · " in reply.locator(".meta-tokens").inner_text()
+    assert "reasoning" in reply.locator(".meta-tokens").inner_text()
+    assert reply.locator(".meta-cost").inner_text().startswith("$")
+    assert reply.locator(".meta-ttft").inner_text().startswith("first token ")
+    chat.wait_idle()
+    chat.sidebar_item(message).locator("[aria-current=page]").wait_for()
+    assert chat.page.locator("#conversation-title").inner_text() == message
+
+
+def test_stop_keeps_the_partial_reply_as_cancelled(chat: ChatPage) -> None:
+    """Stop halts the reply at once; it shows as stopped, and a reload shows the same text, cancelled."""
+    reply = chat.send(unique("Stop me"), model="paced:echo")
+    chat.wait_for_text(reply, 30)
+    chat.stop_button().click()
+    assert chat.wait_settled(reply, timeout=5_000) == "cancelled"
+    assert reply.locator(".status").inner_text() == "Stopped"
+    shown = reply.locator(".content").inner_text()
+    time.sleep(0.6)  # at 25 tokens a second, a reply still streaming would have grown by now
+    assert reply.locator(".content").inner_text() == shown
+    assert "That is all for now." not in shown
+    chat.wait_idle()
+
+    stored = stored_reply(chat.server, chat.conversation_id())
+    assert stored["status"] == "cancelled"
+    assert stored["usage"]["estimated"] is True
+    chat.reload()
+    reply = chat.replies.last
+    assert reply.get_attribute("data-status") == "cancelled"
+    assert reply.locator(".status").inner_text() == "Stopped"
+    assert reply.locator(".content").inner_text() == shown
+
+
+def test_switching_conversations(chat: ChatPage) -> None:
+    """Each conversation shows its own messages; a reply keeps streaming while another one is open."""
+    first, second = unique("First topic"), unique("Second topic")
+    assert chat.wait_settled(chat.send(first, model="demo:echo")) == "complete"
+    first_id = chat.conversation_id()
+    chat.page.get_by_role("button", name="New chat").click()
+    assert chat.replies.count() == 0
+    assert chat.page.locator("#empty-state").is_visible()
+    reply = chat.send(second, model="paced:echo")
+    chat.wait_for_text(reply, 10)
+    second_id = chat.conversation_id()
+    assert second_id != first_id
+
+    chat.page.get_by_role("link", name=first).click()
+    chat.page.locator("#conversation-title", has_text=first).wait_for()
+    assert chat.user_messages.all_inner_texts() == [first]
+    assert chat.conversation_id() == first_id
+    assert "streaming" in (chat.sidebar_item(second).get_attribute("class") or "")
+    assert chat.replies.last.get_attribute("data-status") == "complete"
+
+    chat.page.get_by_role("link", name=second).click()
+    chat.page.locator("#conversation-title", has_text=second).wait_for()
+    assert chat.user_messages.all_inner_texts() == [second]
+    assert chat.wait_settled(chat.replies.last) == "complete"
+    assert words(chat.replies.last.locator(".content").inner_text()).startswith("Here is a streamed reply")
+
+    chat.page.go_back()
+    chat.page.locator("#conversation-title", has_text=first).wait_for()
+    assert chat.user_messages.all_inner_texts() == [first]
+
+
+def test_regenerate_replaces_the_last_reply(chat: ChatPage) -> None:
+    message = unique("Answer twice")
+    assert chat.wait_settled(chat.send(message, model="demo:echo")) == "complete"
+    first_id = chat.replies.last.get_attribute("data-message-id")
+    chat.replies.last.get_by_role("button", name="Regenerate reply").click()
+    assert chat.wait_settled(chat.replies.last) == "complete"
+    assert chat.replies.count() == 1
+    assert chat.replies.last.get_attribute("data-message-id") != first_id
+    chat.reload()
+    assert chat.replies.count() == 1
+    assert chat.user_messages.all_inner_texts() == [message]
+
+
+# -- errors and hostile output ----------------------------------------------------------------------
+
+
+def test_provider_error_is_readable_and_retry_works(chat: ChatPage) -> None:
+    message = unique("Fail once")
+    reply = chat.send(message, model="flaky:model")
+    assert chat.wait_settled(reply) == "error"
+    alert = reply.get_by_role("alert")
+    assert alert.locator("p").inner_text() == "The model provider is overloaded. Try again shortly."
+    assert reply.locator(".status").inner_text() == "Error"
+    assert reply.locator(".content").inner_text() == "I started to answer, but then"
+
+    alert.get_by_role("button", name="Retry").click()
+    retried = chat.replies.last
+    assert chat.wait_settled(retried) == "complete"
+    assert retried.locator(".content").inner_text() == "Recovered: this time it worked."
+    assert chat.replies.count() == 1
+    chat.reload()
+    assert chat.replies.count() == 1
+    assert chat.replies.last.get_attribute("data-status") == "complete"
+
+
+def test_refused_request_is_readable(chat: ChatPage) -> None:
+    """An error before the stream starts (here 413, too long) shows the server's message."""
+    reply = chat.send("x" * 32_001, model="demo:echo")
+    assert chat.wait_settled(reply) == "error"
+    assert reply.get_by_role("alert").locator("p").inner_text() == (
+        "The message has 32001 characters; the limit is 32000."
+    )
+
+
+def test_hostile_output_never_runs_script(chat: ChatPage) -> None:
+    reply = chat.send(unique("Be hostile"), model="hostile:model")
+    assert chat.wait_settled(reply) == "complete"
+    for _attempt in range(2):  # as streamed, then as stored and rendered again after a reload
+        content = reply.locator(".content")
+        assert "<script>window.__pwned" in content.inner_text()  # shown as text, not run
+        for link in content.locator("a").all():
+            link.click()
+        assert chat.page.evaluate("window.__pwned") is None
+        assert content.locator("script, img, svg, iframe, style, details, object, embed").count() == 0
+        assert (
+            chat.page.evaluate(
+                """(el) => [...el.querySelectorAll('*')].flatMap((node) => [...node.attributes])
+                .filter((a) => a.name.startsWith('on') || /^\\s*(javascript|data):/i.test(a.value))
+                .map((a) => a.name + '=' + a.value)""",
+                content.element_handle(),
+            )
+            == []
+        )
+        assert chat.page.locator("#prompt").is_visible()  # the model's <style> hid nothing
+        assert chat.dialogs == []
+        chat.reload()
+        reply = chat.replies.last
+
+
+# -- a long reply -----------------------------------------------------------------------------------
+
+
+def long_reply_paragraphs() -> int:
+    provider = DemoProvider("long", {"min_reply_tokens": int(SERVER_ENV["STREAMING_BROWSER_LONG_TOKENS"])})
+    tokens, _reasoning, _usage = provider._script(ChatRequest("echo", [ChatMessage("user", "Long reply")]))
+    return "".join(tokens).count("\n\nParagraph ")
+
+
+def test_long_reply_keeps_the_page_responsive(chat: ChatPage, capsys: pytest.CaptureFixture[str]) -> None:
+    """5,000 tokens stream in and render while the page stays responsive: its main thread is mostly
+    idle, key presses are handled at once, and no task freezes it. The long tasks (PerformanceObserver,
+    type ``longtask``) are printed, and quoted in docs/chat-page.md.
+
+    Long tasks are wall-clock times, which grow when other processes take the CPU; the main thread's
+    CPU time does not, so the busy share is measured in CPU time."""
+    chat.choose_model("long:echo")
+    chat.reset_long_tasks()
+    cpu_before = chat.main_thread_seconds()
+    started = time.monotonic()
+    reply = chat.send("Long reply")
+    chat.wait_for_text(reply, 2_000)
+    chat.prompt.press_sequentially("typing while it streams")  # the page takes input meanwhile
+    assert chat.wait_settled(reply, timeout=60_000) == "complete"
+    took = time.monotonic() - started
+    busy = (chat.main_thread_seconds() - cpu_before) / took
+    tasks, delays = chat.long_tasks(), chat.input_delays()
+
+    tokens = reply.locator(".meta-tokens").inner_text()
+    report = (
+        f"{chat.server.kind}: {tokens} in {took:.1f} s; main thread busy {busy:.0%} (CPU time); "
+        f"{tasks}; key presses waited at most {max(delays):.0f} ms"
+    )
+    with capsys.disabled():
+        print(f"\n[long reply] {report}")
+    assert chat.prompt.input_value() == "typing while it streams"
+    assert reply.locator(".content > p").filter(has_text="adds more words").count() == long_reply_paragraphs()
+    assert busy < 0.5, report
+    assert len(delays) > len("typing while it streams") and max(delays) < 250, report
+    assert tasks.longest < 500, report  # nothing that a person would notice as a freeze
+
+
+@ONCE
+def test_chunky_provider_is_smoothed(chat: ChatPage) -> None:
+    """A provider that sends a quarter of the reply every half second is shown at a steady pace."""
+    reply = chat.send(unique("Smooth this"), model="chunky:model")
+    assert chat.wait_settled(reply) == "complete"
+    shown = [length for status, length in chat.reply_states() if status == "streaming" and length]
+    full = len(reply.locator(".content").inner_text())
+    steps = [later - earlier for earlier, later in pairwise(shown)]
+    assert len(shown) >= 20, shown
+    assert max(steps) < full / 8, shown  # no jump of a whole burst (a quarter of the reply)
+
+
+# -- once, under ASGI: the parser, keyboard use, a phone, and the README's screenshots ----------------
+
+PARSER_CHECK = """
+async (url) => {
+  const { EventStreamParser, readChunks } = await import(url);
+  const wire = 'id: 0\\ndata: {"type":"start"}\\n\\n: ping\\n\\n'
+    + 'data: {"type":"text-delta",\\ndata: "delta":"é 🎉"}\\n\\n'
+    + 'id: 2\\r\\ndata:{"type":"crlf"}\\r\\n\\r\\ndata: {"type":"cr"}\\r\\rdata: not json\\n\\n'
+    + 'event: other\\ndata: {"type":"named"}\\n\\ndata: [DONE]\\n\\ndata: {"type":"after-done"}\\n\\n';
+  const whole = new EventStreamParser().push(wire).map((e) => e.data);
+  const splits = [];
+  for (let at = 0; at <= wire.length; at++) {
+    const parser = new EventStreamParser();
+    splits.push([...parser.push(wire.slice(0, at)), ...parser.push(wire.slice(at))].map((e) => e.data));
+  }
+  const bytes = new TextEncoder().encode(wire);
+  const body = new ReadableStream({
+    start(controller) {
+      for (let i = 0; i < bytes.length; i += 3) controller.enqueue(bytes.slice(i, i + 3));
+      controller.close();
+    },
+  });
+  const chunks = [];
+  for await (const chunk of readChunks(new Response(body))) chunks.push(chunk);
+  return { whole, splits, chunks };
+}
+"""
+
+
+@ONCE
+def test_event_stream_parsing(chat: ChatPage) -> None:
+    """Events split anywhere across reads, pings, multi-line data, CR/CRLF line ends, UTF-8 split
+    inside a character, data that is not JSON, and [DONE]."""
+    result = chat.page.evaluate(PARSER_CHECK, chat.server.url + "/static/streaming/sse.js")
+    expected = [
+        '{"type":"start"}',
+        '{"type":"text-delta",\n"delta":"é 🎉"}',
+        '{"type":"crlf"}',
+        '{"type":"cr"}',
+        "not json",
+        '{"type":"named"}',
+        "[DONE]",
+        '{"type":"after-done"}',
+    ]
+    assert result["whole"] == expected
+    assert all(split == expected for split in result["splits"])
+    assert result["chunks"] == [
+        {"type": "start"},
+        {"type": "text-delta", "delta": "é 🎉"},
+        {"type": "crlf"},
+        {"type": "cr"},
+        {"type": "named"},
+    ]
+    chat.errors.clear()
+
+
+@ONCE
+def test_keyboard_only(chat: ChatPage) -> None:
+    """Send with Enter (Shift+Enter is a new line), stop with Escape, rename and delete, all from the
+    keyboard; the controls have names and the transcript is a polite live region."""
+    page = chat.page
+    assert page.get_by_role("log").get_attribute("aria-live") == "polite"
+    assert page.get_by_role("status").count() == 1
+    assert page.get_by_role("combobox", name="Model").is_visible()
+    chat.choose_model("paced:echo")
+    chat.reload()  # the model stays chosen
+    assert page.evaluate("document.activeElement.id") == "prompt"  # a new chat starts in the message box
+    first = page.evaluate("document.querySelector('a[href], button, input, select, textarea').textContent")
+    assert first == "Skip to the message box"
+    page.get_by_role("link", name="Skip to the message box").focus()
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "prompt"
+    first_line = unique("Line one")
+    page.keyboard.type(first_line)
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("line two")
+    page.keyboard.press("Enter")
+    assert chat.user_messages.last.inner_text() == f"{first_line}\nline two"
+    reply = chat.replies.last
+    chat.wait_for_text(reply, 20)
+    page.keyboard.press("Escape")
+    assert chat.wait_settled(reply, timeout=5_000) == "cancelled"
+
+    item = chat.sidebar_item(first_line)
+    item.get_by_role("link").focus()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.dataset.action") == "rename"
+    page.keyboard.press("Enter")
+    renamed = unique("Renamed")
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.type(renamed)
+    page.keyboard.press("Enter")
+    page.get_by_role("link", name=renamed).wait_for()
+    assert page.locator("#conversation-title").inner_text() == renamed
+
+    chat.sidebar_item(renamed).get_by_role("link").focus()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.dataset.action") == "delete"
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog")
+    assert dialog.is_visible()
+    assert page.evaluate("document.activeElement.textContent") == "Cancel"
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.get_by_role("link", name=renamed).wait_for(state="detached")
+    assert page.locator("#conversation-title").inner_text() == "New chat"
+    assert "c=" not in page.url
+
+
+@ONCE
+@pytest.mark.parametrize("chat_options", [{"viewport": {"width": 390, "height": 844}}])
+def test_phone_width(chat: ChatPage) -> None:
+    """At 390 px the conversation list is a drawer, and nothing is wider than the screen."""
+    page = chat.page
+    assert not page.locator("#sidebar").is_visible()
+    reply = chat.send(unique("A phone asks"), model="demo:echo")
+    assert chat.wait_settled(reply) == "complete"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert reply.bounding_box()["width"] <= 390
+
+    toggle = page.get_by_role("button", name="Conversations")
+    toggle.click()
+    assert toggle.get_attribute("aria-expanded") == "true"
+    assert page.locator("#sidebar").is_visible()
+    assert page.evaluate("document.getElementById('main').inert")
+    page.keyboard.press("Escape")
+    assert not page.locator("#sidebar").is_visible()
+    assert page.evaluate("document.activeElement.id") == "sidebar-toggle"
+
+
+SHOWCASE_TITLES = [
+    "Merge two sorted lists in Python",
+    "SQLite WAL or rollback journal?",
+    "Plan a weekend in Lisbon",
+]
+SHOWCASE_MESSAGE = "Explain Server-Sent Events in two short paragraphs."
+
+
+@ONCE
+def test_screenshots(browser: Any, server: LiveServer) -> None:
+    """The README's pictures: light and dark on a desktop, and a phone. They are saved under
+    tests/artifacts/screenshots, or where STREAMING_SCREENSHOTS says (docs/screenshots for the README)."""
+    with server.client(SHOWCASE_USER) as client:
+        for title in SHOWCASE_TITLES:
+            with client.stream("POST", "/chat/api/chat", json={"message": title, "model": "demo:echo"}) as r:
+                lines = r.iter_lines()
+                start = next(line for line in lines if line.startswith("data: "))
+                conversation = orjson.loads(start[6:])["messageMetadata"]["conversationId"]
+                for _line in lines:
+                    pass  # the rest of the reply
+            client.patch(f"/chat/api/conversations/{conversation}", json={"title": title}).raise_for_status()
+    with chat_page(browser, server, session_cookies(server, SHOWCASE_USER)) as chat:
+        chat.set_reasoning(True)
+        reply = chat.send(SHOWCASE_MESSAGE, model="demo:echo")
+        assert chat.wait_settled(reply) == "complete"
+        chat.page.mouse.move(0, 0)
+        shots = [chat.screenshot("chat-light")]
+        chat.page.emulate_media(color_scheme="dark")
+        reply.locator("details.reasoning summary").click()
+        chat.page.mouse.move(0, 0)
+        shots.append(chat.screenshot("chat-dark"))
+        chat.page.emulate_media(color_scheme="light")
+        chat.page.set_viewport_size(PHONE)
+        chat.page.locator("#transcript").evaluate("(el) => el.scrollTop = 0")
+        shots.append(chat.screenshot("chat-phone"))
+    for shot in shots:
+        assert shot.stat().st_size < 200_000, shot
