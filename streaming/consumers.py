@@ -21,10 +21,9 @@ import logging
 from typing import Any
 
 import orjson
-from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.db import connections
 
 from streaming import services
 from streaming.exceptions import InvalidRequest, NotStreaming, ReplyInProgress, StreamingError
@@ -116,16 +115,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await sync_to_async(request_stop, thread_sensitive=False)(self.message_id)
 
     async def _reply(self, chat: ChatInput) -> None:
+        # The database calls of every socket's replies run, briefly, on channels' one thread for
+        # sync code, with its one connection: an open reply holds no thread and no connection.
         try:
-            # Like Django's ASGI handler for a request: the sync calls of one reply share a thread
-            # of their own, so that a slow query of one reply does not hold up the others.
-            async with ThreadSensitiveContext():
-                try:
-                    reply = await self._begin(chat)
-                    if reply is not None:
-                        await self._stream(reply)
-                finally:
-                    await sync_to_async(connections.close_all)()
+            reply = await self._begin(chat)
+            if reply is not None:
+                await self._stream(reply)
         except Exception:
             logger.exception("streaming: a WebSocket reply failed")
             await self.close(code=CLOSE_SERVER_ERROR)
