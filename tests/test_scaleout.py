@@ -1,0 +1,251 @@
+"""Several server processes behind one database and cache, as behind a load balancer: an ASGI one
+(uvicorn) and a WSGI one (gunicorn gthread) on loopback (``tests/cluster.py``).
+
+- A reply streamed by one process is stopped through the other, both ways, within a second: with
+  the embedded defaults on one machine (one SQLite file, the demo's file cache) and with PostgreSQL
+  and Redis (``DATABASE_URL``, ``REDIS_URL``: CI's scale-out leg; skipped here without them).
+- With PostgreSQL and Redis: 50 concurrent replies spread over both processes all end ``complete``
+  with one usage row each; a server killed mid-reply leaves the reply ``interrupted`` once stale
+  (``manage.py mark_interrupted`` or a read marks it), and the conversation goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+
+from streaming.providers.demo import REPLY
+from tests.cluster import Cluster, fresh_database, running_cluster, scaleout_services
+from tests.conftest import require
+from tests.servers import LiveServer, Received, available, stream_events
+from tests.socket_client import ENDINGS, frames_until, open_socket, send
+
+pytestmark = pytest.mark.servers
+
+RATE = 25  # demo tokens per second
+STALE_AFTER = 3.0  # seconds before an untouched reply counts as interrupted (its lease: a quarter of it)
+ENV = {"STREAMING_DEMO_TOKENS_PER_SECOND": str(RATE), "STREAMING_STALE_AFTER_SECONDS": str(STALE_AFTER)}
+LONG = " ".join(f"word{n}" for n in range(100))  # the demo quotes it: about 7 s at RATE
+BACKENDS = ["embedded", pytest.param("scaleout", marks=pytest.mark.scaleout)]
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    require(available("uvicorn") and available("gunicorn"), "uvicorn and gunicorn are needed")
+    with running_cluster(tmp_path_factory.mktemp("embedded"), ENV) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def scaleout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    services = scaleout_services()
+    require(services is not None, "set DATABASE_URL (PostgreSQL) and REDIS_URL to run the scale-out tests")
+    assert services is not None
+    database_url, redis_url = services
+    env = {**ENV, "REDIS_URL": redis_url}
+    with (
+        fresh_database(database_url) as url,
+        running_cluster(tmp_path_factory.mktemp("scaleout"), {**env, "DATABASE_URL": url}, url) as cluster,
+    ):
+        yield cluster
+
+
+def demo_reply(message: str) -> str:
+    return REPLY.format(words=" ".join(message.split()))
+
+
+def chat(message: str, conversation: str | None = None) -> dict[str, Any]:
+    return {"message": message, "model": "demo:echo", "conversation": conversation}
+
+
+def until(events: Iterator[Received], kind: str) -> list[Received]:
+    received = [next(events)]
+    while received[-1].type != kind:
+        received.append(next(events))
+    return received
+
+
+def assistant_messages(client: httpx.Client, conversation: str) -> list[dict[str, Any]]:
+    response = client.get(f"/api/conversations/{conversation}")
+    assert response.status_code == 200
+    return [m for m in response.json()["messages"] if m["role"] == "assistant"]
+
+
+# -- stop from any process ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("streamer", ["asgi", "wsgi"])
+def test_a_reply_streamed_by_one_process_is_stopped_through_the_other(
+    request: pytest.FixtureRequest, backend: str, streamer: str
+) -> None:
+    cluster: Cluster = request.getfixturevalue(backend)
+    streaming, stopping = (cluster.asgi, cluster.wsgi) if streamer == "asgi" else (cluster.wsgi, cluster.asgi)
+    with (
+        streaming.log_on_failure(),
+        stopping.log_on_failure(),
+        cluster.client(streaming) as client,
+        cluster.client(stopping) as other,
+    ):
+        started = time.monotonic()
+        with client.stream("POST", "/api/chat", json=chat(LONG)) as response:
+            assert response.status_code == 200
+            events = stream_events(response, started)
+            opening = until(events, "text-delta")
+            asked = time.monotonic()
+            stopped = other.post(f"/api/messages/{opening[0].event['messageId']}/stop")
+            rest = list(events)
+
+        assert stopped.status_code == 202
+        assert [r.type for r in rest][-3:] == ["message-metadata", "abort", "[DONE]"]
+        assert started + rest[-2].at - asked < 1.0
+        conversation = opening[0].event["messageMetadata"]["conversationId"]
+        [message] = assistant_messages(other, conversation)
+    assert message["status"] == "cancelled"
+    assert message["content"] and demo_reply(LONG).startswith(message["content"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_websocket_reply_is_stopped_through_the_wsgi_process(
+    request: pytest.FixtureRequest, backend: str
+) -> None:
+    cluster: Cluster = request.getfixturevalue(backend)
+    with (
+        cluster.asgi.log_on_failure(),
+        cluster.wsgi.log_on_failure(),
+        open_socket(cluster.asgi.url, cluster.cookies) as socket,
+        cluster.client(cluster.wsgi) as other,
+    ):
+        send(socket, {"type": "chat", **chat(LONG)})
+        opening = frames_until(socket, "text-delta")
+        asked = time.monotonic()
+        stopped = other.post(f"/api/messages/{opening[0][1]['messageId']}/stop")
+        ending = frames_until(socket, *ENDINGS)
+
+        assert stopped.status_code == 202
+        assert ending[-1][1] == {"type": "abort", "reason": "stopped"}
+        assert ending[-1][0] - asked < 1.0
+        [message] = assistant_messages(other, opening[0][1]["messageMetadata"]["conversationId"])
+    assert message["status"] == "cancelled"
+
+
+# -- many replies at once -----------------------------------------------------------------------------
+
+
+def one_reply(cluster: Cluster, server: LiveServer, message: str) -> tuple[int, list[Received]]:
+    with (
+        cluster.client(server, timeout=60) as client,
+        client.stream("POST", "/api/chat", json=chat(message)) as response,
+    ):
+        return response.status_code, list(stream_events(response, time.monotonic()))
+
+
+@pytest.mark.scaleout
+def test_fifty_concurrent_replies_over_both_processes_all_complete_once(scaleout: Cluster) -> None:
+    cluster = scaleout
+    servers = [cluster.asgi, cluster.wsgi]
+    messages = [f"Concurrent reply number {n} of fifty, spread over two server processes" for n in range(50)]
+    began = time.monotonic()
+    with cluster.asgi.log_on_failure(), cluster.wsgi.log_on_failure(), ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(lambda n: one_reply(cluster, servers[n % 2], messages[n]), range(50)))
+        took = time.monotonic() - began
+
+        first_tokens, finishes, replies = [], [], {}
+        for message, (status, received) in zip(messages, results, strict=True):
+            assert status == 200
+            assert [r.type for r in received][-2:] == ["finish", "[DONE]"]
+            finish = received[-2].event
+            assert finish["messageMetadata"]["status"] == "complete"
+            text = "".join(r.event["delta"] for r in received if r.type == "text-delta")
+            assert text == demo_reply(message)
+            replies[uuid.UUID(received[0].event["messageId"])] = message
+            first_tokens.append(next(r.at for r in received if r.type == "text-delta"))
+            finishes.append(received[-2].at)
+
+    assert len(replies) == 50
+    rows = cluster.query(
+        "SELECT m.id, m.status, m.content, m.conversation_id,"
+        " (SELECT count(*) FROM streaming_usage u WHERE u.message_id = m.id)"
+        " FROM streaming_message m WHERE m.id = ANY(%s)",
+        [list(replies)],
+    )
+    assert len(rows) == 50
+    for message_id, status, content, _, usage_rows in rows:
+        assert (status, content, usage_rows) == ("complete", demo_reply(replies[message_id]), 1)
+    conversations = [row[3] for row in rows]
+    assert len(set(conversations)) == 50
+    [(stored, usage)] = cluster.query(
+        "SELECT (SELECT count(*) FROM streaming_message WHERE conversation_id = ANY(%s)),"
+        " (SELECT count(*) FROM streaming_usage WHERE conversation_id = ANY(%s))",
+        [conversations, conversations],
+    )
+    assert (stored, usage) == (100, 50)  # a user message and a reply each: nothing lost or duplicated
+    # They streamed at once: every reply had its first token before the first one finished.
+    assert max(first_tokens) < min(finishes), f"50 replies took {took:.1f}s"
+    # And the servers keep no database connection once they are done (ASGI once leaked one per request).
+    deadline = time.monotonic() + 5
+    while (held := server_connections(cluster)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert held == 0
+
+
+def server_connections(cluster: Cluster) -> int:
+    [(count,)] = cluster.query(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    return int(count)
+
+
+# -- a server that dies mid-reply ---------------------------------------------------------------------
+
+
+@pytest.mark.scaleout
+@pytest.mark.parametrize(("kind", "recovery"), [("uvicorn", "command"), ("gunicorn", "read")])
+def test_a_server_killed_mid_reply_leaves_it_recoverable_as_interrupted(
+    scaleout: Cluster, kind: str, recovery: str
+) -> None:
+    cluster = scaleout
+    victim = cluster.start(kind)
+    with victim.log_on_failure(), cluster.client(victim) as client:
+        with client.stream("POST", "/api/chat", json=chat(LONG)) as response:
+            events = stream_events(response, time.monotonic())
+            opening = until(events, "text-delta")
+            os.killpg(victim.process.pid, signal.SIGKILL)
+            victim.process.wait(timeout=5)
+            with contextlib.suppress(httpx.HTTPError):
+                opening += list(events)
+        assert not {"finish", "abort", "[DONE]"} & {r.type for r in opening}
+
+    message_id = opening[0].event["messageId"]
+    conversation = opening[0].event["messageMetadata"]["conversationId"]
+    [(status, age)] = cluster.query(
+        "SELECT status, extract(epoch FROM now() - updated_at) FROM streaming_message WHERE id = %s",
+        [message_id],
+    )
+    assert status == "streaming"  # nobody will finish it: the process that streamed it is gone
+    time.sleep(max(0.0, STALE_AFTER - float(age)) + 0.3)
+
+    with cluster.wsgi.log_on_failure(), cluster.client(cluster.wsgi) as survivor:
+        if recovery == "command":
+            assert "Marked 1 stale reply as interrupted." in cluster.manage("mark_interrupted")
+            [(status,)] = cluster.query("SELECT status FROM streaming_message WHERE id = %s", [message_id])
+            assert status == "interrupted"
+        [interrupted] = assistant_messages(survivor, conversation)
+        assert interrupted["status"] == "interrupted"
+        assert interrupted["error"]["code"] == "interrupted"
+
+        with survivor.stream("POST", "/api/chat", json=chat("Are you back?", conversation)) as response:
+            assert response.status_code == 200
+            received = list(stream_events(response, time.monotonic()))
+        assert received[-2].event["messageMetadata"]["status"] == "complete"
+        statuses = [m["status"] for m in assistant_messages(survivor, conversation)]
+    assert statuses == ["interrupted", "complete"]
