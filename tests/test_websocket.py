@@ -17,6 +17,7 @@ from django.test import Client
 from project.asgi import application
 from streaming import consumers
 from streaming.events import Finish, TextDelta, Usage
+from streaming.exceptions import MessageTooLong, RateLimited
 from streaming.models import Conversation, Message
 from streaming.providers.scripted import Pause, ScriptedProvider
 from tests.sse import parse_events, types
@@ -191,6 +192,16 @@ def test_a_new_reply_can_follow_on_the_same_socket(user: Any) -> None:
     _, second = run(scenario)
     assert second[-1]["messageMetadata"]["status"] == "complete"
     assert Conversation.objects.get().messages.count() == 4
+
+
+def test_error_frames_carry_the_field_and_retry_after() -> None:
+    assert consumers.error_frame(MessageTooLong("Too long.", field="message")) == {
+        "type": "error",
+        "errorText": "Too long.",
+        "code": "message_too_long",
+        "field": "message",
+    }
+    assert consumers.error_frame(RateLimited(retry_after=2.4))["retryAfter"] == 2
 
 
 def error_of(frame: dict[str, Any]) -> tuple[str, str | None]:
