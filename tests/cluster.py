@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import psycopg
+import redis
 from psycopg import conninfo, sql
 
 from tests.servers import (
@@ -173,6 +174,20 @@ def scaleout_services() -> tuple[str, str] | None:
     if not database_url.startswith(("postgres://", "postgresql://")) or not redis_url:
         return None
     return database_url, redis_url
+
+
+def reachable(database_url: str, redis_url: str) -> bool:
+    try:
+        with psycopg.connect(conninfo.make_conninfo(database_url, dbname="postgres"), connect_timeout=5):
+            pass
+        client = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (psycopg.Error, redis.RedisError):
+        return False
+    return True
 
 
 @contextlib.contextmanager
