@@ -1,6 +1,8 @@
 // The chat page: conversations, the composer, and the replies streaming into them.
 
 import { Api, ApiError } from "./api.js";
+import { ConversationView } from "./conversation.js";
+import { Announcer, Drawer, ScrollFollower } from "./layout.js";
 import { warmUp } from "./markdown.js";
 import { AssistantReply, replyOf, userMessage } from "./reply.js";
 import { ConversationList, conversationHref } from "./sidebar.js";
@@ -8,8 +10,6 @@ import { readChunks } from "./sse.js";
 
 const STOP_GRACE_MS = 2000; // after Stop, how long the server may take to send its own ending
 const REMOTE_POLL_MS = 1500; // how often a reply streaming in another tab is looked at again
-const PINNED_SLACK_PX = 80; // this close to the bottom, the transcript follows a growing reply
-const NARROW = window.matchMedia("(max-width: 800px)");
 const SETTLED_ANNOUNCEMENTS = {
   complete: "Reply complete.",
   cancelled: "Reply stopped.",
@@ -17,44 +17,6 @@ const SETTLED_ANNOUNCEMENTS = {
 };
 
 const $ = (id) => document.getElementById(id);
-
-/** One conversation's transcript, and the reply streaming into it, if any. */
-class ConversationView {
-  constructor(id = null) {
-    this.id = id;
-    this.title = "";
-    this.model = null;
-    this.controller = null; // the AbortController of the reply this page is streaming
-    this.reply = null;
-    this.remoteStreaming = null; // the id of a reply streaming elsewhere (another tab or device)
-    this.element = document.createElement("div");
-    this.element.className = "messages";
-    this.element.setAttribute("role", "log");
-    this.element.setAttribute("aria-live", "polite");
-    this.element.setAttribute("aria-label", "Messages");
-  }
-
-  get busy() {
-    return this.controller !== null || this.remoteStreaming !== null;
-  }
-
-  get empty() {
-    return this.element.childElementCount === 0;
-  }
-
-  show(data, labelOf) {
-    this.title = data.title;
-    this.model = data.model;
-    const articles = data.messages.map((message) =>
-      message.role === "user"
-        ? userMessage(message.content)
-        : AssistantReply.fromStored(message, labelOf(message.model)).element,
-    );
-    this.element.replaceChildren(...articles);
-    const streaming = data.messages.findLast((m) => m.role === "assistant" && m.status === "streaming");
-    this.remoteStreaming = this.controller ? null : (streaming?.id ?? null);
-  }
-}
 
 class ChatApp {
   constructor(root) {
@@ -64,8 +26,15 @@ class ChatApp {
     this.views = new Map(); // views kept while they stream, by conversation id
     this.view = null;
     this.openToken = 0;
-    this.pinned = true;
     this.transcript = $("transcript");
+    this.scroll = new ScrollFollower(this.transcript, $("jump-latest"));
+    this.drawer = new Drawer(root, {
+      panel: $("sidebar"),
+      toggle: $("sidebar-toggle"),
+      scrim: $("scrim"),
+      main: $("main"),
+    });
+    this.announcer = new Announcer($("announcer"), $("alert"));
     this.prompt = $("prompt");
     this.modelSelect = $("model");
     this.reasoningBox = $("reasoning");
@@ -98,16 +67,11 @@ class ChatApp {
     this.prompt.addEventListener("input", () => this.resizePrompt());
     $("stop").addEventListener("click", () => this.stop());
     $("new-chat").addEventListener("click", () => this.newChat());
-    $("jump-latest").addEventListener("click", () => this.scrollToEnd(true));
     this.modelSelect.addEventListener("change", () => this.onModelChange());
-    this.reasoningBox.addEventListener("change", () => localStorage.setItem("streaming.reasoning", this.reasoningBox.checked));
-    this.transcript.addEventListener("scroll", () => this.onScroll(), { passive: true });
-    this.transcript.addEventListener("click", (event) => this.onTranscriptClick(event));
-    $("sidebar-toggle").addEventListener("click", () => this.toggleSidebar());
-    $("scrim").addEventListener("click", () => this.toggleSidebar(false));
-    document.addEventListener("keydown", (event) => {
-      if (event.key === "Escape" && this.root.classList.contains("sidebar-open")) this.toggleSidebar(false);
+    this.reasoningBox.addEventListener("change", () => {
+      localStorage.setItem("streaming.reasoning", this.reasoningBox.checked);
     });
+    this.transcript.addEventListener("click", (event) => this.onTranscriptClick(event));
     for (const suggestion of document.querySelectorAll("[data-suggestion]")) {
       suggestion.addEventListener("click", () => {
         this.prompt.value = suggestion.dataset.suggestion;
@@ -116,7 +80,6 @@ class ChatApp {
       });
     }
     window.addEventListener("popstate", () => this.route());
-    NARROW.addEventListener("change", () => this.toggleSidebar(false));
   }
 
   // -- models -----------------------------------------------------------------------------------
@@ -165,7 +128,7 @@ class ChatApp {
   }
 
   async open(id, { push = true } = {}) {
-    this.toggleSidebar(false);
+    this.drawer.set(false);
     if (this.view?.id === id) return;
     const token = ++this.openToken;
     let view = this.views.get(id);
@@ -187,12 +150,12 @@ class ChatApp {
       this.onModelChange();
     }
     this.showView(view);
-    this.scrollToEnd(true);
+    this.scroll.follow(true);
     this.watchRemote(view);
   }
 
   newChat({ push = true } = {}) {
-    this.toggleSidebar(false);
+    this.drawer.set(false);
     this.openToken++;
     if (push && window.location.search) history.pushState(null, "", conversationHref(null));
     this.showView(new ConversationView());
@@ -258,7 +221,7 @@ class ChatApp {
         // the next poll tries again
       }
       this.updateComposer();
-      this.scrollToEnd();
+      this.scroll.follow();
       this.watchRemote(view);
     }, REMOTE_POLL_MS);
   }
@@ -285,7 +248,7 @@ class ChatApp {
   async runReply(view, body, origin) {
     const reply = new AssistantReply({
       modelLabel: this.labelOf(body.model),
-      onRender: () => view === this.view && this.scrollToEnd(),
+      onRender: () => view === this.view && this.scroll.follow(),
       onSettled: (settled) => this.onSettled(view, settled),
     });
     reply.origin = origin;
@@ -293,7 +256,7 @@ class ChatApp {
     view.reply = reply;
     view.controller = new AbortController();
     this.updateComposer();
-    this.scrollToEnd(true);
+    this.scroll.follow(true);
     try {
       const response = await this.api.chat(body, view.controller.signal);
       if (!response.ok) {
@@ -370,7 +333,11 @@ class ChatApp {
     const view = this.view;
     if (view.busy || !view.id) return;
     reply.element.remove();
-    this.runReply(view, { conversation: view.id, regenerate: true, ...this.chatOptions() }, { regenerate: true });
+    this.runReply(
+      view,
+      { conversation: view.id, regenerate: true, ...this.chatOptions() },
+      { regenerate: true },
+    );
   }
 
   retry(reply) {
@@ -391,7 +358,8 @@ class ChatApp {
     if (!button) return;
     const reply = replyOf(button);
     const action = button.dataset.action;
-    if (action === "copy-code") this.copy(button, button.closest(".code-block").querySelector("pre").textContent);
+    if (action === "copy-code")
+      this.copy(button, button.closest(".code-block").querySelector("pre").textContent);
     else if (action === "copy-reply" && reply) this.copy(button, reply.text);
     else if (action === "regenerate" && reply) this.regenerate(reply);
     else if (action === "retry" && reply) this.retry(reply);
@@ -440,34 +408,8 @@ class ChatApp {
     this.prompt.style.height = `${Math.min(this.prompt.scrollHeight, window.innerHeight * 0.4)}px`;
   }
 
-  onScroll() {
-    const t = this.transcript;
-    this.pinned = t.scrollTop + t.clientHeight >= t.scrollHeight - PINNED_SLACK_PX;
-    $("jump-latest").hidden = this.pinned;
-  }
-
-  scrollToEnd(force = false) {
-    if (!force && !this.pinned) return;
-    this.transcript.scrollTop = this.transcript.scrollHeight;
-    this.pinned = true;
-    $("jump-latest").hidden = true;
-  }
-
-  toggleSidebar(open = !this.root.classList.contains("sidebar-open")) {
-    const wasOpen = this.root.classList.contains("sidebar-open");
-    open = open && NARROW.matches;
-    this.root.classList.toggle("sidebar-open", open);
-    $("sidebar-toggle").setAttribute("aria-expanded", String(open));
-    $("scrim").hidden = !open;
-    $("main").inert = open;
-    if (open) $("sidebar").querySelector("a, button")?.focus();
-    else if (wasOpen) $("sidebar-toggle").focus();
-  }
-
   announce(text, urgent = false) {
-    const region = urgent ? $("alert") : $("announcer");
-    region.textContent = "";
-    setTimeout(() => (region.textContent = text), 50);
+    this.announcer.say(text, urgent);
   }
 }
 

@@ -128,7 +128,11 @@ export class MarkdownView {
 
 /** Compile marked's and DOMPurify's internals while the page is idle, not in a reply's first frame. */
 export function warmUp() {
-  renderTokens(markdown().lexer("# a\n\n**b** `c` [d](https://example.com)\n\n- e\n\n```js\nf\n```\n\n| g |\n|---|\n| h |\n"));
+  renderTokens(
+    markdown().lexer(
+      "# a\n\n**b** `c` [d](https://example.com)\n\n- e\n\n```js\nf\n```\n\n| g |\n|---|\n| h |\n",
+    ),
+  );
 }
 
 /** The whole of `text` rendered at once (a stored reply). */

@@ -115,9 +115,19 @@ export class AssistantReply {
     this.details = make("span", "meta-details");
     this.model = make("span", "meta-model", modelLabel);
     const actions = make("span", "reply-actions");
-    actions.append(button("copy-reply", "Copy reply", "Copy"), button("regenerate", "Regenerate reply", "Regenerate"));
+    actions.append(
+      button("copy-reply", "Copy reply", "Copy"),
+      button("regenerate", "Regenerate reply", "Regenerate"),
+    );
     this.meta.append(this.statusChip, this.model, this.details, actions);
-    article.append(make("h2", "visually-hidden", "Assistant:"), this.reasoning, this.content, this.typing, this.errorBox, this.meta);
+    article.append(
+      make("h2", "visually-hidden", "Assistant:"),
+      this.reasoning,
+      this.content,
+      this.typing,
+      this.errorBox,
+      this.meta,
+    );
     this.setStatus("waiting");
   }
 
@@ -130,7 +140,10 @@ export class AssistantReply {
     this.element.dataset.status = status;
     this.element.setAttribute("aria-busy", String(!this.finalRendered));
     this.statusChip.textContent = STATUS_LABELS[status] ?? status;
-    this.typing.hidden = !(status === "waiting" || (status === "streaming" && !this.pacer.text && !this.reasoningText));
+    this.typing.hidden = !(
+      status === "waiting" ||
+      (status === "streaming" && !this.pacer.text && !this.reasoningText)
+    );
   }
 
   // -- the stream -------------------------------------------------------------------------------
@@ -234,7 +247,8 @@ export class AssistantReply {
     const cost = formatCost(meta.cost);
     if (cost) parts.push(this.part("meta-cost", cost, `Cost: $${meta.cost} (USD)`));
     const ttft = meta.ttftMs ?? meta.ttft_ms;
-    if (ttft != null) parts.push(this.part("meta-ttft", `first token ${formatMs(ttft)}`, "Time to first token"));
+    if (ttft != null)
+      parts.push(this.part("meta-ttft", `first token ${formatMs(ttft)}`, "Time to first token"));
     const duration = meta.durationMs ?? meta.duration_ms;
     if (duration != null) parts.push(this.part("meta-duration", `total ${formatMs(duration)}`, "Total time"));
     this.details.replaceChildren(...parts);

@@ -105,7 +105,10 @@ export class ConversationList {
 
   restoreFocus(id, action) {
     const item = this.container.querySelector(`li[data-id="${CSS.escape(id)}"]`);
-    const target = action === "link" ? item?.querySelector(".conversation-link") : item?.querySelector(`[data-action="${action}"]`);
+    const target =
+      action === "link"
+        ? item?.querySelector(".conversation-link")
+        : item?.querySelector(`[data-action="${action}"]`);
     target?.focus();
   }
 
