@@ -1,7 +1,7 @@
 """The chat page in a real browser (Debian's Chromium, driven by Playwright) against real servers: daphne
 through ``runserver`` (ASGI) and gunicorn (WSGI), with the app mounted under ``/chat/``.
 
-Test models (``tests.settings_browser``): ``paced:echo`` streams the demo reply at 25 tokens a second,
+Test models (``tests.settings_browser``): ``paced:echo`` streams the demo reply at 40 tokens a second,
 ``long:echo`` streams 5,000 tokens, ``flaky:model`` fails after a few words, ``hostile:model`` answers
 with HTML and links that would run script if the page rendered them unsanitized.
 """
@@ -37,7 +37,7 @@ SERVERS = {"asgi": "runserver", "wsgi": "gunicorn"}
 SERVER_ENV = {
     "DJANGO_SETTINGS_MODULE": "tests.settings_browser",
     "STREAMING_DEMO_TOKENS_PER_SECOND": "400",  # demo:echo: a quick reply where pace does not matter
-    "STREAMING_BROWSER_PACED_TPS": "25",
+    "STREAMING_BROWSER_PACED_TPS": "40",
     "STREAMING_BROWSER_LONG_TPS": "1500",
     "STREAMING_BROWSER_LONG_TOKENS": "5000",
 }
@@ -159,7 +159,7 @@ def test_stop_keeps_the_partial_reply_as_cancelled(chat: ChatPage) -> None:
     assert chat.wait_settled(reply, timeout=5_000) == "cancelled"
     assert reply.locator(".status").inner_text() == "Stopped"
     shown = reply.locator(".content").inner_text()
-    time.sleep(0.6)  # at 25 tokens a second, a reply still streaming would have grown by now
+    time.sleep(0.5)  # at 40 tokens a second, a reply still streaming would have grown by now
     assert reply.locator(".content").inner_text() == shown
     assert "That is all for now." not in shown
     chat.wait_idle()
@@ -176,7 +176,9 @@ def test_stop_keeps_the_partial_reply_as_cancelled(chat: ChatPage) -> None:
 
 def test_switching_conversations(chat: ChatPage) -> None:
     """Each conversation shows its own messages; a reply keeps streaming while another one is open."""
-    first, second = unique("First topic"), unique("Second topic")
+    # The demo reply quotes the message: a longer one keeps the second reply streaming for a while (its
+    # title is the message as long as that is under 80 characters).
+    first, second = unique("First topic"), unique("Second topic" + " with more words" * 3)
     assert chat.wait_settled(chat.send(first, model="demo:echo")) == "complete"
     first_id = chat.conversation_id()
     chat.page.get_by_role("button", name="New chat").click()
@@ -216,6 +218,22 @@ def test_regenerate_replaces_the_last_reply(chat: ChatPage) -> None:
     chat.reload()
     assert chat.replies.count() == 1
     assert chat.user_messages.all_inner_texts() == [message]
+
+
+@ONCE
+def test_stop_from_another_tab(chat: ChatPage) -> None:
+    """A second tab shows the reply streaming in the first, can stop it, and then shows it stopped."""
+    reply = chat.send(unique("Two tabs"), model="paced:echo")
+    chat.wait_for_text(reply, 20)
+    other = ChatPage(chat.page.context.new_page(), chat.server)
+    other.open(chat.conversation_id())
+    assert other.replies.last.get_attribute("data-status") == "streaming"
+    other.stop_button().click()
+    assert chat.wait_settled(reply, timeout=5_000) == "cancelled"
+    other.page.locator("article.message.assistant[data-status=cancelled]").wait_for(timeout=5_000)
+    assert other.replies.last.locator(".content").inner_text() == reply.locator(".content").inner_text()
+    other.wait_idle()
+    assert other.errors == []
 
 
 # -- errors and hostile output ----------------------------------------------------------------------
@@ -436,6 +454,35 @@ def test_keyboard_only(chat: ChatPage) -> None:
     page.get_by_role("link", name=renamed).wait_for(state="detached")
     assert page.locator("#conversation-title").inner_text() == "New chat"
     assert "c=" not in page.url
+
+
+STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'"
+
+
+@ONCE
+def test_strict_content_security_policy(chat: ChatPage) -> None:
+    """The page needs no inline script or style: it works under a strict CSP without a violation."""
+
+    def with_csp(route: Any) -> None:
+        response = route.fetch()
+        route.fulfill(response=response, headers={**response.headers, "content-security-policy": STRICT_CSP})
+
+    chat.page.route(f"{chat.url}**", with_csp)
+    chat.page.add_init_script(
+        "window.__violations = [];"
+        "document.addEventListener('securitypolicyviolation',"
+        " (event) => window.__violations.push(event.violatedDirective));"
+    )
+    chat.open()
+    reply = chat.send(unique("Under a strict policy"), model="demo:echo")
+    assert chat.wait_settled(reply) == "complete"
+    assert reply.locator(".code-block").count() == 1
+    assert chat.page.evaluate("window.__violations") == []
+    # The policy was in force: an inline script is refused.
+    inline = "Object.assign(document.createElement('script'), {text: 'window.__inline = 1'})"
+    chat.page.evaluate(f"document.head.append({inline})")
+    chat.page.wait_for_function("window.__violations.length > 0")
+    assert chat.page.evaluate("window.__inline") is None
 
 
 @ONCE
