@@ -106,6 +106,9 @@ def stored_reply(server: LiveServer, conversation_id: str) -> dict[str, Any]:
 def test_reply_streams_in_and_renders_markdown(chat: ChatPage) -> None:
     """Partial text shows while the reply streams; the finished reply is formatted markdown with its
     reasoning, status, tokens, cost and time to first token."""
+    reasoning_switch = chat.page.get_by_role("checkbox", name="Reasoning")
+    chat.choose_model("long:echo")  # a model without reasoning: no switch
+    assert not reasoning_switch.is_visible()
     chat.choose_model("paced:echo")
     chat.set_reasoning(True)
     chat.reset_long_tasks()
@@ -407,6 +410,12 @@ def test_keyboard_only(chat: ChatPage) -> None:
     """Send with Enter (Shift+Enter is a new line), stop with Escape, rename and delete, all from the
     keyboard; the controls have names and the transcript is a polite live region."""
     page = chat.page
+    with chat.server.client() as client:
+        models = client.get("/chat/api/models").json()
+    model_select = page.get_by_role("combobox", name="Model")
+    assert model_select.locator("option").evaluate_all("(options) => options.map((o) => o.value)") == [
+        model["id"] for model in models["models"]
+    ]
     assert page.get_by_role("log").get_attribute("aria-live") == "polite"
     assert page.get_by_role("status").count() == 1
     assert page.get_by_role("combobox", name="Model").is_visible()

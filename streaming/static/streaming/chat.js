@@ -204,6 +204,7 @@ class ChatApp {
       if (this.view?.id === id) this.newChat();
       this.announce("Conversation deleted.");
       await this.refreshList();
+      if (!document.activeElement || document.activeElement === document.body) this.prompt.focus();
     } catch (error) {
       this.announce(`Deleting failed: ${error.message}`, true);
     }
