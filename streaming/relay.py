@@ -177,10 +177,10 @@ def run_sync(reply: ReplyState) -> Generator[Batch, None, None]:
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
     cancelled = threading.Event()
     saved = False
-    yield driver.opening()
-    watcher.watch(reply.message_id, lambda: inbox.put(STOP))
-    threading.Thread(target=_produce_sync, args=(reply, inbox, cancelled), daemon=True).start()
-    try:
+    try:  # from the first yield: a client gone at the first write must leave a cancelled reply
+        yield driver.opening()
+        watcher.watch(reply.message_id, lambda: inbox.put(STOP))
+        threading.Thread(target=_produce_sync, args=(reply, inbox, cancelled), daemon=True).start()
         while True:
             items = _drain(inbox, driver.wait_time())
             batch = driver.feed(items) if items else driver.quiet()
@@ -285,11 +285,12 @@ async def run_async(reply: ReplyState) -> AsyncGenerator[Batch, None]:
     driver = Driver(reply)
     inbox = AsyncInbox()
     saved = False
-    yield driver.opening()
-    loop = asyncio.get_running_loop()
-    watcher.watch(reply.message_id, lambda: loop.call_soon_threadsafe(inbox.put, STOP))
-    producer = asyncio.create_task(_produce_async(reply, inbox))
-    try:
+    producer: asyncio.Task[None] | None = None
+    try:  # from the first yield: a client gone at the first write must leave a cancelled reply
+        yield driver.opening()
+        loop = asyncio.get_running_loop()
+        watcher.watch(reply.message_id, lambda: loop.call_soon_threadsafe(inbox.put, STOP))
+        producer = asyncio.create_task(_produce_async(reply, inbox))
         while True:
             items = await inbox.take(driver.wait_time())
             batch = driver.feed(items) if items else driver.quiet()
@@ -305,7 +306,8 @@ async def run_async(reply: ReplyState) -> AsyncGenerator[Batch, None]:
                 driver.sent()
                 yield batch
     finally:
-        producer.cancel()
+        if producer is not None:
+            producer.cancel()
         watcher.forget(reply.message_id)
         if not saved:
             await sync_to_async(_save_abandoned)(reply)

@@ -344,3 +344,27 @@ def test_a_client_that_goes_away_while_the_reply_starts_leaves_nothing_streaming
     message = Message.objects.get(role="assistant")
     assert (message.status, message.error_code) == ("cancelled", "disconnected")
     assert not ScriptedProvider.calls  # the provider was never called
+
+
+def test_a_client_that_goes_away_while_the_start_frame_is_sent_leaves_nothing_streaming(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_send = consumers.ChatConsumer.send_chunk
+
+    async def slow_start(self: Any, chunk: dict[str, Any]) -> None:
+        if chunk["type"] == "start":
+            await asyncio.sleep(0.3)  # a slow network: the client leaves meanwhile
+        await real_send(self, chunk)
+
+    monkeypatch.setattr(consumers.ChatConsumer, "send_chunk", slow_start)
+    headers = session_headers(user)
+
+    async def scenario() -> None:
+        socket = await connected(headers)
+        await socket.send_json_to(CHAT)
+        await asyncio.sleep(0.1)
+        await socket.disconnect(timeout=2)
+
+    run(scenario)
+    message = Message.objects.get(role="assistant")
+    assert (message.status, message.error_code) == ("cancelled", "disconnected")
