@@ -317,8 +317,6 @@ class ChatApp {
     const { reply, controller } = view;
     if (reply.status === "stopping") return;
     reply.stopping();
-    this.updateComposer();
-    this.prompt.focus();
     const abort = () => controller.abort();
     if (!reply.messageId) return abort(); // nothing to name yet: the server sees the client go
     // The server ends the stream itself with the usage and cost so far; the abort is the fallback.
@@ -333,12 +331,14 @@ class ChatApp {
   regenerate(reply) {
     const view = this.view;
     if (view.busy || !view.id) return;
+    const hadFocus = reply.element.contains(document.activeElement);
     reply.element.remove();
     this.runReply(
       view,
       { conversation: view.id, regenerate: true, ...this.chatOptions() },
       { regenerate: true },
     );
+    if (hadFocus) $("stop").focus(); // the button pressed is gone; Stop is what can be done next
   }
 
   retry(reply) {
@@ -346,9 +346,11 @@ class ChatApp {
     if (reply.requestFailed && origin?.text !== undefined) {
       // The server refused the request before storing anything: send the message again.
       if (this.view.busy) return;
+      const hadFocus = reply.element.contains(document.activeElement);
       reply.element.remove();
       origin.user.remove();
       this.send(this.view, origin.text);
+      if (hadFocus) $("stop").focus();
     } else {
       this.regenerate(reply);
     }
@@ -387,7 +389,6 @@ class ChatApp {
     const sendFocused = document.activeElement === $("send");
     $("send").hidden = streaming;
     $("stop").hidden = !streaming;
-    $("stop").disabled = view?.reply?.status === "stopping" && Boolean(view.controller);
     if (streaming && sendFocused) $("stop").focus();
     if (!streaming && stopFocused) $("send").focus();
     view?.element.classList.toggle("busy", streaming);
