@@ -345,8 +345,9 @@ def test_chunky_provider_is_smoothed(chat: ChatPage) -> None:
     shown = [length for status, length in chat.reply_states() if status == "streaming" and length]
     full = len(reply.locator(".content").inner_text())
     steps = [later - earlier for earlier, later in pairwise(shown)]
-    assert len(shown) >= 20, shown
-    assert max(steps) < full / 8, shown  # no jump of a whole burst (a quarter of the reply)
+    # Unsmoothed, the text would grow in about four jumps of a quarter of the reply each.
+    assert len(shown) >= 16, shown
+    assert max(steps) < full / 5, shown
 
 
 # -- once, under ASGI: the parser, keyboard use, a phone, and the README's screenshots ----------------
