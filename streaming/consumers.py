@@ -121,9 +121,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             reply = await self._begin(chat)
             if reply is not None:
                 await self._stream(reply)
+        except OSError:
+            pass  # the client went away as a frame was sent (uvicorn raises): the reply is saved cancelled
         except Exception:
             logger.exception("streaming: a WebSocket reply failed")
-            await self.close(code=CLOSE_SERVER_ERROR)
+            with contextlib.suppress(Exception):  # the socket may be gone already
+                await self.close(code=CLOSE_SERVER_ERROR)
         finally:
             self.task = None
             self.replying = False

@@ -368,3 +368,30 @@ def test_a_client_that_goes_away_while_the_start_frame_is_sent_leaves_nothing_st
     run(scenario)
     message = Message.objects.get(role="assistant")
     assert (message.status, message.error_code) == ("cancelled", "disconnected")
+
+
+def test_a_send_that_fails_as_the_client_leaves_saves_the_reply_quietly(
+    user: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    ScriptedProvider.enqueue([TextDelta("Partial "), Pause(5), TextDelta("never")])
+    real_send = consumers.ChatConsumer.send_chunk
+
+    async def gone(self: Any, chunk: dict[str, Any]) -> None:
+        if chunk["type"] == "text-delta":
+            raise OSError("the client went away")  # what uvicorn raises for a closed socket
+        await real_send(self, chunk)
+
+    monkeypatch.setattr(consumers.ChatConsumer, "send_chunk", gone)
+    headers = session_headers(user)
+
+    async def scenario() -> None:
+        socket = await connected(headers)
+        await socket.send_json_to(CHAT)
+        await frames_until(socket, "text-start")
+        await asyncio.sleep(0.3)
+        await socket.disconnect()
+
+    run(scenario)
+    message = Message.objects.get(role="assistant")
+    assert (message.status, message.error_code) == ("cancelled", "disconnected")
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
