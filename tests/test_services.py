@@ -50,7 +50,7 @@ def test_a_reply_costs_the_same_queries_whatever_its_length(user: Any) -> None:
         assert sum(c["type"] == "text-delta" for c in chunks) == tokens
         counts.append(len(queries))
     assert counts[0] == counts[1]
-    assert counts[0] <= 15
+    assert counts[0] <= 16  # start (with the budget read), price lookup, save: constant
 
 
 def test_the_first_chunk_leaves_before_the_provider_is_called(user: Any) -> None:
