@@ -21,7 +21,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from streaming.attempts import AttemptPlan
-from streaming.conf import app_settings
+from streaming.conf import ModelSpec, app_settings
 from streaming.exceptions import (
     BudgetExceeded,
     ProviderError,
@@ -31,6 +31,7 @@ from streaming.exceptions import (
 )
 from streaming.providers import get_provider
 from streaming.providers.base import ChatRequest
+from streaming.providers.upstream import ON_OPEN, UpstreamAbort
 from streaming.reply import Chunk, ReplyState
 from streaming.services import save_reply, touch_reply
 from streaming.stopping import watcher
@@ -123,8 +124,10 @@ class Driver:
         self.last_write = time.monotonic()
 
 
-def _request(reply: ReplyState, model: str) -> ChatRequest:
-    return ChatRequest(model=model, messages=reply.context, reasoning=reply.reasoning_requested)
+def _request(reply: ReplyState, spec: ModelSpec) -> ChatRequest:
+    # Decided per model: a fallback without reasoning must not be asked for it.
+    reasoning = reply.reasoning_requested and spec.reasoning
+    return ChatRequest(model=spec.model, messages=reply.context, reasoning=reasoning)
 
 
 def _unexpected(exc: Exception) -> UpstreamError:
@@ -135,13 +138,27 @@ def _unexpected(exc: Exception) -> UpstreamError:
 # -- WSGI: a worker thread calls the provider; the request thread writes ---------------------------
 
 
-def _produce_sync(reply: ReplyState, inbox: queue.SimpleQueue[Any], cancelled: threading.Event) -> None:
+class Cancellation(threading.Event):
+    """Set when a reply ends early: the worker stops, and a read blocked on a quiet upstream is hung up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.upstream = UpstreamAbort()
+
+    def set(self) -> None:
+        super().set()
+        self.upstream.abort()
+
+
+def _produce_sync(reply: ReplyState, inbox: queue.SimpleQueue[Any], cancelled: Cancellation) -> None:
     plan = AttemptPlan(reply.spec)
     while True:
         spec = plan.current
         started = False
         try:
-            stream = get_provider(spec.provider).stream(_request(reply, spec.model))
+            request = _request(reply, spec)
+            request.extra[ON_OPEN] = cancelled.upstream.attach
+            stream = get_provider(spec.provider).stream(request)
             try:
                 for event in stream:
                     if cancelled.is_set():
@@ -175,7 +192,7 @@ def run_sync(reply: ReplyState) -> Generator[Batch, None, None]:
     """
     driver = Driver(reply)
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    cancelled = threading.Event()
+    cancelled = Cancellation()
     saved = False
     try:  # from the first yield: a client gone at the first write must leave a cancelled reply
         yield driver.opening()
@@ -257,7 +274,7 @@ async def _produce_async(reply: ReplyState, inbox: AsyncInbox) -> None:
         spec = plan.current
         started = False
         try:
-            stream = get_provider(spec.provider).astream(_request(reply, spec.model))
+            stream = get_provider(spec.provider).astream(_request(reply, spec))
             try:
                 async for event in stream:
                     if not started:

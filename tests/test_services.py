@@ -246,3 +246,12 @@ def test_a_live_reply_renews_its_lease(user: Any, settings: Any) -> None:
     assert Message.objects.get(pk=reply.message_id).updated_at > before
     list(batches)
     assert Message.objects.get(pk=reply.message_id).status == "complete"
+
+
+def test_a_fallback_without_reasoning_is_not_asked_for_it(user: Any, settings: Any) -> None:
+    settings.STREAMING = {**settings.STREAMING, "FALLBACKS": {"scripted:thinker": ["backup:model-b"]}}
+    ScriptedProvider.enqueue([ProviderAuthError()])
+    ScriptedProvider.enqueue([TextDelta("plain"), Finish()])
+    run(ask(user, model="scripted:thinker", reasoning=True))
+
+    assert [c.request.reasoning for c in ScriptedProvider.calls] == [True, False]
