@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import groupby
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -56,3 +58,17 @@ def estimate_tokens(text: str) -> int:
     if not text:
         return 0
     return max(1, (len(text) + 3) // 4)
+
+
+def coalesce(items: list[Any]) -> list[Any]:
+    """Merge each run of text (or reasoning) deltas into one delta: tokens that arrived together leave
+    together, as one chunk, one JSON encoding and one SSE event instead of one per token."""
+    if len(items) < 2:
+        return items
+    merged: list[Any] = []
+    for kind, run in groupby(items, type):
+        if kind is TextDelta or kind is ReasoningDelta:
+            merged.append(kind("".join([delta.text for delta in run])))
+        else:
+            merged.extend(run)
+    return merged

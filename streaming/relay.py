@@ -22,6 +22,7 @@ from asgiref.sync import sync_to_async
 
 from streaming.attempts import AttemptPlan
 from streaming.conf import ModelSpec, app_settings
+from streaming.events import coalesce
 from streaming.exceptions import (
     BudgetExceeded,
     ProviderError,
@@ -76,6 +77,7 @@ class Driver:
     def feed(self, items: list[Any]) -> list[Chunk]:
         """Turn inbox items into chunks; an END, STOP or error item settles the reply's outcome."""
         chunks: list[Chunk] = []
+        items = coalesce(items)
         for item in items:
             if item == END:
                 self.reply.complete()

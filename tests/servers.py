@@ -10,7 +10,8 @@ Kinds, each under the current interpreter (``sys.executable -m ...``):
 - ``runserver``: ``manage.py runserver`` served by daphne (ASGI), first in the demo's INSTALLED_APPS;
 - ``runserver-wsgi``: ``manage.py runserver --noasgi`` (Django's threaded WSGI server);
 - ``gunicorn``: ``gunicorn project.wsgi:application -k gthread --threads 8`` (WSGI);
-- ``uvicorn``: ``uvicorn project.asgi:application`` (ASGI).
+- ``uvicorn``: ``uvicorn project.asgi:application`` (ASGI);
+- ``daphne``: ``daphne project.asgi:application`` (ASGI; for the benchmarks, not in ``KINDS``).
 """
 
 from __future__ import annotations
@@ -38,11 +39,17 @@ import httpx
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
-ASGI_KINDS = ("runserver", "uvicorn")
+ASGI_KINDS = ("runserver", "uvicorn", "daphne")
 WSGI_KINDS = ("runserver-wsgi", "gunicorn")
 KINDS = ("runserver", "runserver-wsgi", "gunicorn", "uvicorn")
 #: The module each kind needs besides Django: what ``require()`` checks before starting it.
-NEEDS = {"runserver": "daphne", "runserver-wsgi": "django", "gunicorn": "gunicorn", "uvicorn": "uvicorn"}
+NEEDS = {
+    "runserver": "daphne",
+    "runserver-wsgi": "django",
+    "gunicorn": "gunicorn",
+    "uvicorn": "uvicorn",
+    "daphne": "daphne",
+}
 #: What the outer environment must not leak into a server: the test run's settings (every ``DJANGO_*``
 #: and ``STREAMING_*`` variable), provider keys (the demo provider is enough), and the scale-out
 #: services unless asked for.
@@ -187,6 +194,11 @@ def server_command(kind: str, port: int) -> list[str]:
             *(sys.executable, "-m", "uvicorn", "project.asgi:application"),
             *("--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"),
             *("--timeout-graceful-shutdown", "2"),
+        ]
+    if kind == "daphne":
+        return [
+            *(sys.executable, "-m", "daphne", "project.asgi:application"),
+            *("-b", "127.0.0.1", "-p", str(port)),
         ]
     raise ValueError(f"unknown server kind {kind!r}; one of {KINDS}")
 

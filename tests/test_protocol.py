@@ -9,7 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient, Client
 
-from streaming.events import Finish, ReasoningDelta, TextDelta, Usage
+from streaming.events import Finish, ReasoningDelta, TextDelta, Usage, coalesce
 from streaming.exceptions import Overloaded
 from streaming.models import Message
 from streaming.providers.scripted import Pause, ScriptedProvider
@@ -43,7 +43,13 @@ def post(request: pytest.FixtureRequest, api: Client, user: Any) -> Any:
 
 def test_headers_and_complete_reply(post: Any) -> None:
     ScriptedProvider.enqueue(
-        [TextDelta("Hel"), TextDelta("lo"), Usage(input_tokens=7, output_tokens=2), Finish("stop")]
+        [
+            TextDelta("Hel"),
+            Pause(0.05),
+            TextDelta("lo"),
+            Usage(input_tokens=7, output_tokens=2),
+            Finish("stop"),
+        ]
     )
     response, body = post({"message": "Hi", "model": "scripted:model-a"})
 
@@ -92,7 +98,7 @@ def test_headers_and_complete_reply(post: Any) -> None:
 
 
 def test_reasoning_streams_before_text(post: Any) -> None:
-    thinking = [ReasoningDelta("Think"), ReasoningDelta("ing")]
+    thinking = [ReasoningDelta("Think"), Pause(0.05), ReasoningDelta("ing")]
     ScriptedProvider.enqueue([*thinking, TextDelta("Answer"), Usage(3, 9, reasoning_tokens=4), Finish()])
     _, body = post({"message": "Why?", "model": "scripted:thinker", "reasoning": True})
 
@@ -110,6 +116,31 @@ def test_reasoning_streams_before_text(post: Any) -> None:
     assert ScriptedProvider.calls[0].request.reasoning is True
     message = Message.objects.get(role="assistant")
     assert (message.reasoning, message.content) == ("Thinking", "Answer")
+
+
+def test_tokens_that_arrive_together_leave_as_one_delta(user: Any) -> None:
+    """A burst of tokens (a fast model, a busy server) costs one chunk per kind, not one per token.
+    (On the ASGI path a burst is deterministic: the producer task does not yield between events.)"""
+    burst = [ReasoningDelta("a"), ReasoningDelta("b"), TextDelta("c"), TextDelta("d"), TextDelta("e")]
+    ScriptedProvider.enqueue([Pause(0.05), *burst, Usage(3, 5), Finish()])
+    _, body = post_async(user, {"message": "Go", "model": "scripted:thinker", "reasoning": True})
+
+    events = parse_events(body)
+    deltas = [(e["type"], e["delta"]) for e in events if e != "[DONE]" and "delta" in e]
+    assert deltas == [("reasoning-delta", "ab"), ("text-delta", "cde")]
+    assert types(events)[-3:] == ["finish-step", "finish", "[DONE]"]
+
+
+def test_coalesce_merges_runs_of_one_kind_only() -> None:
+    items = [TextDelta("a"), TextDelta("b"), Usage(1, 2), TextDelta("c"), ReasoningDelta("r"), TextDelta("d")]
+    assert coalesce(items) == [
+        TextDelta("ab"),
+        Usage(1, 2),
+        TextDelta("c"),
+        ReasoningDelta("r"),
+        TextDelta("d"),
+    ]
+    assert coalesce([TextDelta("x")]) == [TextDelta("x")]
 
 
 def test_reasoning_is_not_requested_from_a_model_without_it(post: Any) -> None:

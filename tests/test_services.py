@@ -44,10 +44,15 @@ def run(reply: Any) -> list[dict[str, Any]]:
 def test_a_reply_costs_the_same_queries_whatever_its_length(user: Any) -> None:
     counts = []
     for tokens in (10, 2000):
-        ScriptedProvider.enqueue(text_reply(tokens))
+        script = text_reply(tokens)
+        for at in range(tokens - 200, 0, -200):  # pauses: many batches, not one merged delta
+            script.insert(at, Pause(0.01))
+        ScriptedProvider.enqueue(script)
         with CaptureQueriesContext(connection) as queries:
             chunks = run(ask(user, f"{tokens} tokens please"))
-        assert sum(c["type"] == "text-delta" for c in chunks) == tokens
+        deltas = [c["delta"] for c in chunks if c["type"] == "text-delta"]
+        assert "".join(deltas) == "".join(f"w{i} " for i in range(tokens))
+        assert len(deltas) >= (tokens // 200 if tokens > 200 else 1)
         counts.append(len(queries))
     assert counts[0] == counts[1]
     assert counts[0] <= 16  # start (with the budget read), price lookup, save: constant
