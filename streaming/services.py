@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from streaming import budgets
@@ -197,3 +197,13 @@ def touch_reply(reply: ReplyState) -> None:
     Message.objects.filter(pk=reply.message_id, status=Message.Status.STREAMING).update(
         updated_at=timezone.now()
     )
+    release_connections()
+
+
+def release_connections() -> None:
+    """Close this thread's database connections: a reply streams for minutes, and must not hold one of
+    the database's few connections meanwhile (PostgreSQL allows 100 by default). The lease renewal and
+    the final save open one again for a moment. A connection inside a transaction is left alone."""
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close()

@@ -81,6 +81,7 @@ def budget(request: HttpRequest) -> HttpResponse:
 @api_view(["POST"])
 def chat(request: HttpRequest) -> HttpResponseBase:
     reply = services.start_reply(request.user, parse_chat(request.body))
+    services.release_connections()  # the stream may last minutes: it holds no connection meanwhile
     if isinstance(request, ASGIRequest):
         return EventStreamResponse(stream_async(reply))
     return EventStreamResponse(stream_sync(reply))

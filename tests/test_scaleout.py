@@ -211,6 +211,27 @@ def server_connections(cluster: Cluster) -> int:
     return int(count)
 
 
+@pytest.mark.scaleout
+@pytest.mark.parametrize("kind", ["asgi", "wsgi"])
+def test_open_streams_hold_no_database_connection(scaleout: Cluster, kind: str) -> None:
+    """A reply streams for minutes: it must not keep one of PostgreSQL's few connections meanwhile
+    (100 by default), or a hundred open chats would lock everyone else out of the database."""
+    cluster = scaleout
+    server = cluster.asgi if kind == "asgi" else cluster.wsgi
+    streams = 6  # gunicorn here has 8 threads, one per open stream
+    with server.log_on_failure(), contextlib.ExitStack() as stack:
+        readers = []  # (a reader dropped would close its response: the stream must stay open)
+        for n in range(streams):
+            client = stack.enter_context(cluster.client(server))
+            response = stack.enter_context(client.stream("POST", "/api/chat", json=chat(f"{n} {LONG}")))
+            assert response.status_code == 200
+            readers.append(stream_events(response, time.monotonic()))
+            until(readers[-1], "text-delta")
+        held = server_connections(cluster)
+        assert all(next(reader).type == "text-delta" for reader in readers)  # all still streaming
+        assert held <= 1, f"{held} database connections held by {streams} open streams"
+
+
 # -- a server that dies mid-reply ---------------------------------------------------------------------
 
 
