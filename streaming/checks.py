@@ -5,6 +5,7 @@
 * ``streaming.E003``: a model names a provider that ``PROVIDERS`` does not configure.
 * ``streaming.W004``: a provider is enabled but the environment variable with its key is not set.
 * ``streaming.E005``: ``DEFAULT_MODEL`` or a ``FALLBACKS`` entry is not in ``MODELS``.
+* ``streaming.E006``: ``MONTHLY_BUDGET_USD`` is not an amount >= 0.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from streaming.conf import app_settings, parse_model_entry
@@ -47,7 +49,17 @@ def check_streaming_settings(app_configs: Any = None, **kwargs: Any) -> list[Che
                 )
             )
     messages += _check_references(known)
+    messages += _check_budget()
     return messages
+
+
+def _check_budget() -> list[CheckMessage]:
+    try:
+        app_settings.monthly_budget_usd  # noqa: B018 (parsing it is the check)
+    except ImproperlyConfigured as exc:
+        hint = "Use a number of dollars such as '25' or '7.50', or None for no budget."
+        return [Error(str(exc), hint=hint, id="streaming.E006")]
+    return []
 
 
 def _check_provider(name: str, config: Any) -> list[CheckMessage]:

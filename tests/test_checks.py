@@ -60,3 +60,15 @@ def test_e005_default_or_fallback_outside_the_allowlist(settings: Any) -> None:
         "FALLBACKS": {"demo:echo": ["demo:missing"]},
     }
     assert ids(settings, streaming) == ["streaming.E005", "streaming.E005"]
+
+
+@pytest.mark.parametrize("budget", ["ten dollars", "-5", "NaN", "Infinity"])
+def test_e006_malformed_budget(settings: Any, budget: str) -> None:
+    streaming = {"PROVIDERS": {"demo": DEMO}, "MODELS": ["demo:echo"], "MONTHLY_BUDGET_USD": budget}
+    assert ids(settings, streaming) == ["streaming.E006"]
+
+
+@pytest.mark.parametrize("budget", ["25", "7.50", 0, None, ""])
+def test_a_budget_in_dollars_passes(settings: Any, budget: Any) -> None:
+    streaming = {"PROVIDERS": {"demo": DEMO}, "MODELS": ["demo:echo"], "MONTHLY_BUDGET_USD": budget}
+    assert ids(settings, streaming) == []
