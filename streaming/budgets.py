@@ -100,7 +100,15 @@ def budget_status(user_id: Any, now: datetime | None = None) -> BudgetStatus:
 
 
 def check_budget(user_id: Any) -> Decimal | None:
-    """The budget left this month (None: unlimited); BudgetExceeded (402) when none is left. One query."""
+    """The budget left this month (None: unlimited); BudgetExceeded (402) when none is left.
+
+    One query. Without a project-wide budget it is a small one (does the user have a ``UserBudget``?),
+    and only a user with a limit of their own pays a second, adding up this month's spend.
+    """
+    if app_settings.monthly_budget_usd is None:
+        own = list(UserBudget.objects.filter(user_id=user_id).values_list("monthly_usd", flat=True)[:1])
+        if not own or own[0] is None:
+            return None
     status = budget_status(user_id)
     if status.exhausted:
         renews = next_month_start(status.period_start).date().isoformat()

@@ -157,8 +157,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         batches = run_async(reply)
         try:
             async for batch in batches:
-                if reply.status != "streaming":
-                    self.replying = False  # the last batch: the reply is saved; the next may start
+                if reply.saved:
+                    self.replying = False  # the closing batch: the reply is stored; the next may start
                 if batch is HEARTBEAT:
                     continue
                 for chunk in batch:

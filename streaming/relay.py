@@ -189,8 +189,9 @@ def _produce_sync(reply: ReplyState, inbox: queue.SimpleQueue[Any], cancelled: C
 def run_sync(reply: ReplyState) -> Generator[Batch, None, None]:
     """Batches of chunks for a reply, on the calling thread; ``HEARTBEAT`` when a keep-alive is due.
 
-    The first batch (``start``) is yielded before the provider is called; the reply is saved before
-    the last batch is yielded, and in ``finally`` when the consumer goes away first.
+    The first batch (``start``) is yielded before the provider is called; the reply is saved after its
+    last tokens are yielded and before the closing chunks (``finish`` carries the stored cost), and in
+    ``finally`` when the consumer goes away first.
     """
     driver = Driver(reply)
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -205,9 +206,11 @@ def run_sync(reply: ReplyState) -> Generator[Batch, None, None]:
             batch = driver.feed(items) if items else driver.quiet()
             if driver.finished:
                 cancelled.set()
+                if batch:  # the last tokens go out now; the save comes before the closing chunks only
+                    yield batch
                 save_reply(reply)
                 saved = True
-                yield batch + reply.closing_chunks()
+                yield reply.closing_chunks()
                 return
             if driver.lease_due():
                 touch_reply(reply)
@@ -315,9 +318,11 @@ async def run_async(reply: ReplyState) -> AsyncGenerator[Batch, None]:
             batch = driver.feed(items) if items else driver.quiet()
             if driver.finished:
                 producer.cancel()
+                if batch:  # the last tokens go out now; the save comes before the closing chunks only
+                    yield batch
                 await sync_to_async(save_reply)(reply)
                 saved = True
-                yield batch + reply.closing_chunks()
+                yield reply.closing_chunks()
                 return
             if driver.lease_due():
                 await sync_to_async(touch_reply)(reply)

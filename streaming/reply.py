@@ -45,6 +45,7 @@ class ReplyState:
     ttft_ms: int | None = None
     duration_ms: int | None = None
     cost: str | None = None  # set by save_reply from the stored cost snapshot
+    saved: bool = False  # set by save_reply once the outcome is stored
     budget: BudgetGuard | None = None  # stops the reply when it would pass the user's budget
     _open_part: str | None = None  # "r1" or "t1" while a part is open
 

@@ -64,17 +64,18 @@ def start_reply(user: Any, chat: ChatInput) -> ReplyState:
         raise InvalidRequest("The message is empty.", field="message")
     remaining = budgets.check_budget(user.pk)
     with transaction.atomic():
-        conversation = _lock_conversation(user, chat.conversation_id, spec)
-        mark_stale_interrupted(conversation.messages.all(), stale_after=app_settings.stale_after_seconds)
-        if conversation.messages.filter(status=Message.Status.STREAMING).exists():
-            raise ReplyInProgress()
+        conversation, created = _lock_conversation(user, chat.conversation_id, spec, make_title(chat.text))
+        if not created:
+            mark_stale_interrupted(conversation.messages.all(), stale_after=app_settings.stale_after_seconds)
+            if conversation.messages.filter(status=Message.Status.STREAMING).exists():
+                raise ReplyInProgress()
         if chat.regenerate:
             user_message = _prepare_regenerate(conversation)
         else:
             user_message = Message.objects.create(
                 conversation=conversation, role=Message.Role.USER, content=chat.text
             )
-        history = _history(conversation, before=user_message)
+        history = [] if created else _history(conversation, before=user_message)
         now = timezone.now()
         assistant = Message.objects.create(
             conversation=conversation,
@@ -84,10 +85,11 @@ def start_reply(user: Any, chat: ChatInput) -> ReplyState:
             created_at=now,
             updated_at=now,
         )
-        fields = {"model": spec.id, "updated_at": now}
-        if not conversation.title:
-            fields["title"] = make_title(user_message.content)
-        Conversation.objects.filter(pk=conversation.pk).update(**fields)
+        if not created:  # (a new one has its model, title and time already)
+            fields = {"model": spec.id, "updated_at": now}
+            if not conversation.title:
+                fields["title"] = make_title(user_message.content)
+            Conversation.objects.filter(pk=conversation.pk).update(**fields)
     context = [*history, ChatMessage("user", user_message.content)]
     if app_settings.system_prompt:
         context.insert(0, ChatMessage("system", app_settings.system_prompt))
@@ -103,16 +105,20 @@ def start_reply(user: Any, chat: ChatInput) -> ReplyState:
     )
 
 
-def _lock_conversation(user: Any, conversation_id: uuid.UUID | None, spec: ModelSpec) -> Conversation:
+def _lock_conversation(
+    user: Any, conversation_id: uuid.UUID | None, spec: ModelSpec, title: str
+) -> tuple[Conversation, bool]:
+    """The conversation, locked for this reply, and whether it was created now (it has no messages)."""
     if conversation_id is None:
-        return Conversation.objects.create(owner=user, model=spec.id)
+        return Conversation.objects.create(owner=user, model=spec.id, title=title), True
     conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
     if conversation is None:
         # An unknown id from a client (useChat makes its own ids) starts that conversation.
-        return Conversation.objects.create(id=conversation_id, owner=user, model=spec.id)
+        new = Conversation.objects.create(id=conversation_id, owner=user, model=spec.id, title=title)
+        return new, True
     if conversation.owner_id != user.pk:
         raise NotFound("No such conversation.")
-    return conversation
+    return conversation, False
 
 
 def _prepare_regenerate(conversation: Conversation) -> Message:
@@ -190,6 +196,7 @@ def save_reply(reply: ReplyState) -> None:
                 **price.as_fields(),
             )
         Conversation.objects.filter(pk=reply.conversation_id).update(updated_at=now)
+    reply.saved = True
 
 
 def touch_reply(reply: ReplyState) -> None:

@@ -143,6 +143,17 @@ def test_the_budget_check_is_one_query(user: Any, limited: None) -> None:
         budgets.check_budget(user.pk)
 
 
+def test_without_a_budget_the_check_is_one_small_query(user: Any) -> None:
+    spend(user, "0.5")
+    with CaptureQueriesContext(connection) as queries:
+        assert budgets.check_budget(user.pk) is None
+    [query] = queries.captured_queries
+    assert "SUM" not in query["sql"].upper()
+    UserBudget.objects.create(user=user, monthly_usd=Decimal("0.5"))  # a limit of the user's own
+    with pytest.raises(BudgetExceeded):
+        budgets.check_budget(user.pk)
+
+
 def test_the_month_follows_the_project_time_zone(settings: Any) -> None:
     settings.TIME_ZONE = "America/New_York"
     # 2026-12-01 03:00 UTC is still November 30 in New York.
