@@ -7,12 +7,15 @@ whatever its length: a few to start, a few to save, never one per token.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from streaming import budgets
@@ -63,7 +66,7 @@ def start_reply(user: Any, chat: ChatInput) -> ReplyState:
     if not chat.regenerate and not chat.text.strip():
         raise InvalidRequest("The message is empty.", field="message")
     remaining = budgets.check_budget(user.pk)
-    with transaction.atomic():
+    with write_transaction():
         conversation, created = _lock_conversation(user, chat.conversation_id, spec, make_title(chat.text))
         if not created:
             mark_stale_interrupted(conversation.messages.all(), stale_after=app_settings.stale_after_seconds)
@@ -168,7 +171,7 @@ def save_reply(reply: ReplyState) -> None:
     if reply.usage is not None:  # priced once, with the snapshot stored on the row and sent in `finish`
         price = price_call(reply.usage, answered.provider, answered.model, now)
         reply.cost = cost_string(price.total_cost)
-    with transaction.atomic():
+    with write_transaction():
         Message.objects.filter(pk=reply.message_id).update(
             content=reply.text,
             reasoning=reply.reasoning,
@@ -201,16 +204,37 @@ def save_reply(reply: ReplyState) -> None:
 
 def touch_reply(reply: ReplyState) -> None:
     """Renew a long reply's lease so that it is not taken for one whose process died."""
-    Message.objects.filter(pk=reply.message_id, status=Message.Status.STREAMING).update(
-        updated_at=timezone.now()
-    )
+    with write_transaction():
+        Message.objects.filter(pk=reply.message_id, status=Message.Status.STREAMING).update(
+            updated_at=timezone.now()
+        )
     release_connections()
+
+
+_sqlite_writes = threading.RLock()
+
+
+@contextlib.contextmanager
+def write_transaction() -> Iterator[None]:
+    """``transaction.atomic()`` for a reply's writes; on SQLite, one at a time in this process.
+
+    SQLite has one writer at a time, and a connection that finds the database locked sleeps and
+    retries (longer and longer, up to its ``timeout``): a thousand replies starting at once under
+    ASGI (a thread each) then crawl, and some fail with "database is locked". Waiting on a lock
+    here instead hands the database to the next writer as soon as it is free.
+    """
+    if connection.vendor != "sqlite":
+        with transaction.atomic():
+            yield
+        return
+    with _sqlite_writes, transaction.atomic():
+        yield
 
 
 def release_connections() -> None:
     """Close this thread's database connections: a reply streams for minutes, and must not hold one of
     the database's few connections meanwhile (PostgreSQL allows 100 by default). The lease renewal and
     the final save open one again for a moment. A connection inside a transaction is left alone."""
-    for connection in connections.all(initialized_only=True):
-        if not connection.in_atomic_block:
-            connection.close()
+    for held in connections.all(initialized_only=True):
+        if not held.in_atomic_block:
+            held.close()

@@ -260,3 +260,30 @@ def test_a_fallback_without_reasoning_is_not_asked_for_it(user: Any, settings: A
     run(ask(user, model="scripted:thinker", reasoning=True))
 
     assert [c.request.reasoning for c in ScriptedProvider.calls] == [True, False]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replies_starting_at_once_wait_their_turn_for_sqlite(user: Any) -> None:
+    """Under ASGI each request has its own thread: many replies starting at once must queue for
+    SQLite's single writer, not fail with "database is locked" (or "table is locked" in memory)."""
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite only: other databases have concurrent writers")
+    started: list[Any] = []
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            started.append(start_reply(user, ChatInput(None, "At once", "scripted:model-a")))
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=start) for _ in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert failures == []
+    assert len(started) == 24
+    assert Message.objects.filter(status=Message.Status.STREAMING).count() == 24
