@@ -81,6 +81,9 @@ TARGETS = [("target", "target"), ("measured", "measured"), ("goal", "goal"), ("v
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--tiny", action="store_true", help="a run of well under a minute (CI)")
+    parser.add_argument(
+        "--strict", action="store_true", help="exit 1 if a reply failed or queries grew with length (CI)"
+    )
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated, of {SCENARIOS}")
     parser.add_argument(
         "--servers", help="comma-separated app servers for (a) and (b): uvicorn,daphne,gunicorn"
@@ -198,6 +201,24 @@ def main(argv: list[str] | None = None) -> None:
     if results["meta"]["commit_at_end"] != commit:
         print(f"note: the checked-out commit changed during the run ({commit[:10]} -> {head_commit()[:10]})")
     print(f"wall time {wall:.1f} s; commit {commit[:10]}; results in {output}")
+    problems = broken(results)
+    if args.strict and problems:
+        sys.exit("the benchmarks did not run cleanly:\n  " + "\n  ".join(problems))
+
+
+def broken(results: dict[str, Any]) -> list[str]:
+    """What makes a run unusable, whatever the numbers: failed replies, or queries that grow with length."""
+    problems = [
+        f"{scenario}: {row['name']}: {row['errors']} errors"
+        for scenario, rows in results.items()
+        if isinstance(rows, list)
+        for row in rows
+        if row.get("errors")
+    ]
+    counts = {row["queries"] for row in results.get("queries", [])}
+    if len(counts) > 1:
+        problems.append(f"queries per reply differ with the reply's length: {sorted(counts)}")
+    return problems
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 END = "end"  # the provider finished its reply
 STOP = "stop"  # somebody asked the reply to stop
 HEARTBEAT: list[Chunk] = []  # yielded (by identity) when the transport should send a keep-alive
+BURST = 256  # events read without a pause before the ASGI producer lets the writer run
 Batch = list[Chunk]
 
 
@@ -165,10 +166,13 @@ def _produce_sync(reply: ReplyState, inbox: queue.SimpleQueue[Any], cancelled: C
                 for event in stream:
                     if cancelled.is_set():
                         return
-                    if not started:
-                        started = True
-                        reply.answered_by = spec
+                    if started:
+                        inbox.put(event)
+                        continue
+                    started = True
+                    reply.answered_by = spec
                     inbox.put(event)
+                    time.sleep(0)  # (a GIL switch) the request thread sends the first token before the rest
             finally:
                 stream.close()  # type: ignore[attr-defined]
             inbox.put(END)
@@ -278,6 +282,7 @@ async def _produce_async(reply: ReplyState, inbox: AsyncInbox) -> None:
     while True:
         spec = plan.current
         started = False
+        count = 0
         try:
             stream = get_provider(spec.provider).astream(_request(reply, spec))
             try:
@@ -286,6 +291,11 @@ async def _produce_async(reply: ReplyState, inbox: AsyncInbox) -> None:
                         started = True
                         reply.answered_by = spec
                     inbox.put(event)
+                    count += 1
+                    if count == 1 or not count % BURST:
+                        # A burst (a whole reply in one network read) is parsed without a pause: let
+                        # the writer send the first token, and then some, before the rest.
+                        await asyncio.sleep(0)
             finally:
                 await stream.aclose()  # type: ignore[attr-defined]
             inbox.put(END)
