@@ -118,17 +118,27 @@ def test_reasoning_streams_before_text(post: Any) -> None:
     assert (message.reasoning, message.content) == ("Thinking", "Answer")
 
 
+def deltas_of(body: bytes) -> list[tuple[str, str]]:
+    return [(e["type"], e["delta"]) for e in parse_events(body) if e != "[DONE]" and "delta" in e]
+
+
 def test_tokens_that_arrive_together_leave_as_one_delta(user: Any) -> None:
     """A burst of tokens (a fast model, a busy server) costs one chunk per kind, not one per token.
     (On the ASGI path a burst is deterministic: the producer task does not yield between events.)"""
     burst = [ReasoningDelta("a"), ReasoningDelta("b"), TextDelta("c"), TextDelta("d"), TextDelta("e")]
-    ScriptedProvider.enqueue([Pause(0.05), *burst, Usage(3, 5), Finish()])
+    ScriptedProvider.enqueue([ReasoningDelta("r"), Pause(0.05), *burst, Usage(3, 5), Finish()])
     _, body = post_async(user, {"message": "Go", "model": "scripted:thinker", "reasoning": True})
 
-    events = parse_events(body)
-    deltas = [(e["type"], e["delta"]) for e in events if e != "[DONE]" and "delta" in e]
-    assert deltas == [("reasoning-delta", "ab"), ("text-delta", "cde")]
-    assert types(events)[-3:] == ["finish-step", "finish", "[DONE]"]
+    assert deltas_of(body) == [("reasoning-delta", "r"), ("reasoning-delta", "ab"), ("text-delta", "cde")]
+    assert types(parse_events(body))[-3:] == ["finish-step", "finish", "[DONE]"]
+
+
+def test_the_first_token_of_a_burst_leaves_before_the_rest(user: Any) -> None:
+    """A whole reply in one network read: its first token is not held back until the rest is parsed."""
+    ScriptedProvider.enqueue([TextDelta("a"), TextDelta("b"), TextDelta("c"), Usage(3, 3), Finish()])
+    _, body = post_async(user, {"message": "Go", "model": "scripted:model-a"})
+
+    assert deltas_of(body) == [("text-delta", "a"), ("text-delta", "bc")]
 
 
 def test_coalesce_merges_runs_of_one_kind_only() -> None:
