@@ -42,6 +42,7 @@ LATENCY = [
     ("ratio_first", "x first"),
     ("overhead_last_ms", "+last ms"),
     ("ratio_last", "x last"),
+    ("django_floor_ms", "GET floor"),
 ]
 THROUGHPUT = [
     ("name", "(b) throughput"),

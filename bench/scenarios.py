@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+import httpx
 import openai
 import orjson
 
@@ -166,15 +167,34 @@ def latency(sizes: Sizes, upstream_url: str, upstream_port: int) -> list[Row]:
     ]
     client.close()
     for name, start in servers(sizes, upstream_port, sizes.servers):
-        with start() as (_server, target):
+        with start() as (server, target):
             results = asyncio.run(sequential(target, model, sizes.warmup, sizes.latency_repeats))
+            request_floor = (
+                django_floor(server, target, sizes.latency_repeats) if name != "fastapi proxy" else None
+            )
         rows.append(latency_row(name, results, sizes.latency_tokens))
+        if request_floor is not None:
+            rows[-1]["django_floor_ms"] = request_floor
     floor = rows[0]
     for row in rows[1:]:
         for key in ("first_token", "last_token"):
             row[f"overhead_{key.split('_')[0]}_ms"] = row[f"{key}_p50_ms"] - floor[f"{key}_p50_ms"]
             row[f"ratio_{key.split('_')[0]}"] = row[f"{key}_p50_ms"] / floor[f"{key}_p50_ms"]
     return rows
+
+
+def django_floor(server: LiveServer, target: Target, repeats: int) -> float:
+    """The median time of the cheapest logged-in request, ``GET /api/models`` on a kept-alive connection:
+    Django's own cost per request on this server (middleware, session, user), before any reply starts."""
+    headers = {name: value for name, value in target.headers.items() if name == "Cookie"}
+    times = []
+    with httpx.Client(base_url=server.url, headers=headers, timeout=10) as client:
+        for attempt in range(repeats + 3):
+            started = time.perf_counter()
+            client.get("/api/models").raise_for_status()
+            if attempt >= 3:
+                times.append(ms(time.perf_counter() - started))
+    return median(times)
 
 
 async def sequential(target: Target, model: str, warmup: int, repeats: int) -> list[StreamResult]:
