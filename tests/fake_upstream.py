@@ -7,8 +7,8 @@ notices when the client hangs up mid-reply, which is how tests prove that a stop
 upstream call.
 
 Bodies are what the vendors send, byte for byte: the recorded streams of
-``../shared/fixtures/provider-streams/`` (``fixture``) and streams built from dicts (``openai_sse``,
-``anthropic_sse``, ``gemini_sse``).
+``tests/fixtures/provider-streams/`` (``fixture``; its README names their sources) and streams built
+from dicts (``openai_sse``, ``anthropic_sse``, ``gemini_sse``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared/fixtures/provider-streams"
+FIXTURES = Path(__file__).resolve().parent / "fixtures/provider-streams"
 
 
 @dataclass
