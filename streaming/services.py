@@ -203,10 +203,13 @@ def save_reply(reply: ReplyState) -> None:
 
 
 def touch_reply(reply: ReplyState) -> None:
-    """Renew a long reply's lease so that it is not taken for one whose process died."""
+    """Renew a long reply's lease so that it is not taken for one whose process died, and store its
+    text so far: if the process dies (a SIGKILL, a redeploy that outlasts the server's graceful
+    timeout), the reply that turns ``interrupted`` keeps what the user had already read, up to one
+    lease period behind."""
     with write_transaction():
         Message.objects.filter(pk=reply.message_id, status=Message.Status.STREAMING).update(
-            updated_at=timezone.now()
+            content=reply.text, reasoning=reply.reasoning, updated_at=timezone.now()
         )
     release_connections()
 

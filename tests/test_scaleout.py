@@ -246,6 +246,8 @@ def test_a_server_killed_mid_reply_leaves_it_recoverable_as_interrupted(
         with client.stream("POST", "/api/chat", json=chat(LONG)) as response:
             events = stream_events(response, time.monotonic())
             opening = until(events, "text-delta")
+            while opening[-1].at - opening[0].at < 1.5 * STALE_AFTER / 4:  # past a lease renewal
+                opening.append(next(events))
             os.killpg(victim.process.pid, signal.SIGKILL)
             victim.process.wait(timeout=5)
             with contextlib.suppress(httpx.HTTPError):
@@ -269,6 +271,9 @@ def test_a_server_killed_mid_reply_leaves_it_recoverable_as_interrupted(
         [interrupted] = assistant_messages(survivor, conversation)
         assert interrupted["status"] == "interrupted"
         assert interrupted["error"]["code"] == "interrupted"
+        # The text stored at the last lease renewal is kept: a prefix of what the client had read.
+        seen = "".join(r.event["delta"] for r in opening if r.type == "text-delta")
+        assert interrupted["content"] and seen.startswith(interrupted["content"])
 
         with survivor.stream("POST", "/api/chat", json=chat("Are you back?", conversation)) as response:
             assert response.status_code == 200

@@ -248,7 +248,10 @@ def test_a_live_reply_renews_its_lease(user: Any, settings: Any) -> None:
     next(batches)
     time.sleep(0.3)
     next(batches)
-    assert Message.objects.get(pk=reply.message_id).updated_at > before
+    renewed = Message.objects.get(pk=reply.message_id)
+    assert renewed.updated_at > before
+    assert renewed.status == "streaming"
+    assert renewed.content in ("slow", "slow reply")  # the text so far, kept should the process die now
     list(batches)
     assert Message.objects.get(pk=reply.message_id).status == "complete"
 
