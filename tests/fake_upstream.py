@@ -69,6 +69,8 @@ class Recorded:
     hung_up: threading.Event = field(default_factory=threading.Event)
     hung_up_at: float | None = None
     finished: bool = False
+    #: Set once the reply is over, whichever way: ``finished`` and ``hung_up`` are final from then on.
+    ended: threading.Event = field(default_factory=threading.Event)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -97,6 +99,12 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {name.lower(): value for name, value in self.headers.items()}
         record = Recorded(self.command, self.path, headers, body, peer=self.client_address)
         self.server.fake.requests.append(record)
+        try:
+            self._reply(record)
+        finally:
+            record.ended.set()
+
+    def _reply(self, record: Recorded) -> None:
         reply = self.server.fake.next_reply()
         if reply.delay and self._client_left(reply.delay):
             record.hang_up()
