@@ -62,7 +62,9 @@ async def frames_until(socket: WebsocketCommunicator, kind: str) -> list[dict[st
 
 
 def test_a_reply_arrives_as_the_sse_chunks_one_per_frame(user: Any, api: Client) -> None:
-    script = [TextDelta("Hel"), TextDelta("lo"), Usage(input_tokens=7, output_tokens=2), Finish("stop")]
+    # (a pause: tokens that arrive together would be merged, at a moment that depends on timing)
+    script = [TextDelta("Hel"), Pause(0.05), TextDelta("lo"), Usage(input_tokens=7, output_tokens=2)]
+    script.append(Finish())
     ScriptedProvider.enqueue(script)
     ScriptedProvider.enqueue(script)
     headers = session_headers(user)
