@@ -5,7 +5,8 @@ Each provider whose key is set is enabled with a few of its models; ``demo`` is 
 The demo provider's pace comes from ``STREAMING_DEMO_TOKENS_PER_SECOND`` (default 50) and
 ``STREAMING_DEMO_FIRST_TOKEN_DELAY`` (seconds, default 0); ``STREAMING_HEARTBEAT_SECONDS`` sets how
 often a quiet stream sends a ``: ping`` (default 15), and ``STREAMING_STALE_AFTER_SECONDS`` how long a
-reply may go untouched before it counts as interrupted (its process died; default 120).
+reply may go untouched before it counts as interrupted (its process died; default 120);
+``STREAMING_DATABASE_THREADS`` and ``STREAMING_DATABASE_IDLE_SECONDS`` size the app's database threads.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def streaming_setting(environ: Mapping[str, str]) -> dict[str, Any]:
         labelled = {m["id"]: m for m in models}
         models = [labelled.get(model_id, model_id) for model_id in override]
     setting: dict[str, Any] = {"PROVIDERS": providers, "MODELS": models}
-    for key in ("HEARTBEAT_SECONDS", "STALE_AFTER_SECONDS"):
+    for key in ("HEARTBEAT_SECONDS", "STALE_AFTER_SECONDS", "DATABASE_THREADS", "DATABASE_IDLE_SECONDS"):
         value = environ.get(f"STREAMING_{key}")
         if value:
             setting[key] = float(value)

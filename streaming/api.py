@@ -11,6 +11,7 @@ from django.http.response import HttpResponseBase
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
+from streaming import database
 from streaming.exceptions import (
     MethodNotAllowed,
     NotAuthenticated,
@@ -44,13 +45,13 @@ def api_view(methods: list[str]) -> Callable[[View], View]:
     """A JSON endpoint for logged-in users: 401/403/405 and domain errors come back as JSON.
 
     Unsafe methods need the CSRF header, as Django's session authentication expects; the check runs
-    here (not in the middleware) so that its failure is JSON too.
+    here (not in the middleware) so that its failure is JSON too. The view runs on one of the app's
+    database threads (``streaming.database``), the session and user lookups included: under ASGI
+    the request's own thread would open and close a connection for every request.
     """
 
     def decorator(view: View) -> View:
-        @csrf_exempt
-        @functools.wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        def respond(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             try:
                 if request.method not in methods:
                     response = error_response(MethodNotAllowed(f"Use {' or '.join(methods)}."))
@@ -65,6 +66,11 @@ def api_view(methods: list[str]) -> Callable[[View], View]:
                 return view(request, *args, **kwargs)
             except StreamingError as error:
                 return error_response(error)
+
+        @csrf_exempt
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            return database.run(lambda: respond(request, *args, **kwargs))
 
         return wrapper
 

@@ -29,6 +29,9 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_BASE_DELAY": 0.5,
     "RETRY_MAX_DELAY": 8.0,
     "CACHE_ALIAS": "default",
+    # The threads that run the app's database work and keep their connections (streaming.database).
+    "DATABASE_THREADS": 4,
+    "DATABASE_IDLE_SECONDS": 10.0,
     # USD per user per calendar month; None is unlimited. A UserBudget row in the admin overrides it.
     "MONTHLY_BUDGET_USD": None,
 }
@@ -165,6 +168,14 @@ class StreamingSettings:
     @property
     def cache_alias(self) -> str:
         return str(self._get("CACHE_ALIAS"))
+
+    @property
+    def database_threads(self) -> int:
+        return max(1, int(self._get("DATABASE_THREADS")))
+
+    @property
+    def database_idle_seconds(self) -> float:
+        return float(self._get("DATABASE_IDLE_SECONDS"))
 
     @property
     def monthly_budget_usd(self) -> Decimal | None:

@@ -22,10 +22,9 @@ from typing import Any
 
 import orjson
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from streaming import services
+from streaming import database, services
 from streaming.exceptions import InvalidRequest, NotStreaming, ReplyInProgress, StreamingError
 from streaming.payloads import parse_chat, parse_json_object
 from streaming.relay import HEARTBEAT, run_async
@@ -115,8 +114,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await sync_to_async(request_stop, thread_sensitive=False)(self.message_id)
 
     async def _reply(self, chat: ChatInput) -> None:
-        # The database calls of every socket's replies run, briefly, on channels' one thread for
-        # sync code, with its one connection: an open reply holds no thread and no connection.
+        # The database calls of every socket's replies run, briefly, on the app's database threads
+        # (streaming.database), with their kept connections: an open reply holds no thread and no
+        # connection.
         try:
             reply = await self._begin(chat)
             if reply is not None:
@@ -134,7 +134,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _begin(self, chat: ChatInput) -> ReplyState | None:
         """Store the messages; an error frame and None when the request is refused."""
-        starting = asyncio.ensure_future(database_sync_to_async(services.start_reply)(self.user, chat))
+        starting = asyncio.ensure_future(database.arun(lambda: services.start_reply(self.user, chat)))
         try:
             reply = await asyncio.shield(starting)
         except asyncio.CancelledError:
@@ -142,7 +142,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             with contextlib.suppress(StreamingError):
                 left = await starting
                 left.cancel("disconnected")
-                await sync_to_async(services.save_reply)(left)
+                await database.arun(lambda: services.save_reply(left))
             raise
         except StreamingError as error:
             self.replying = False

@@ -18,8 +18,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, Generator
 from typing import Any
 
-from asgiref.sync import sync_to_async
-
+from streaming import database
 from streaming.attempts import AttemptPlan
 from streaming.conf import ModelSpec, app_settings
 from streaming.events import coalesce
@@ -212,12 +211,12 @@ def run_sync(reply: ReplyState) -> Generator[Batch, None, None]:
                 cancelled.set()
                 if batch:  # the last tokens go out now; the save comes before the closing chunks only
                     yield batch
-                save_reply(reply)
+                database.run(lambda: save_reply(reply))
                 saved = True
                 yield reply.closing_chunks()
                 return
             if driver.lease_due():
-                touch_reply(reply)
+                database.run(lambda: touch_reply(reply))
             if batch or batch is HEARTBEAT:
                 driver.sent()
                 yield batch
@@ -225,7 +224,7 @@ def run_sync(reply: ReplyState) -> Generator[Batch, None, None]:
         cancelled.set()
         watcher.forget(reply.message_id)
         if not saved:
-            _save_abandoned(reply)
+            database.run(lambda: _save_abandoned(reply))
 
 
 def _drain(inbox: queue.SimpleQueue[Any], timeout: float) -> list[Any]:
@@ -312,8 +311,12 @@ async def _produce_async(reply: ReplyState, inbox: AsyncInbox) -> None:
             return
 
 
-async def run_async(reply: ReplyState) -> AsyncGenerator[Batch, None]:
-    """The async twin of ``run_sync``, for ASGI requests and WebSocket consumers."""
+async def run_async(reply: ReplyState, *, database_here: bool = False) -> AsyncGenerator[Batch, None]:
+    """The async twin of ``run_sync``, for ASGI requests and WebSocket consumers.
+
+    Its database work runs on ``streaming.database``'s threads; with ``database_here``, where Django
+    would run it (the reply started inside a transaction: a ``TestCase``).
+    """
     driver = Driver(reply)
     inbox = AsyncInbox()
     saved = False
@@ -330,12 +333,12 @@ async def run_async(reply: ReplyState) -> AsyncGenerator[Batch, None]:
                 producer.cancel()
                 if batch:  # the last tokens go out now; the save comes before the closing chunks only
                     yield batch
-                await sync_to_async(save_reply)(reply)
+                await database.arun(lambda: save_reply(reply), here=database_here)
                 saved = True
                 yield reply.closing_chunks()
                 return
             if driver.lease_due():
-                await sync_to_async(touch_reply)(reply)
+                await database.arun(lambda: touch_reply(reply), here=database_here)
             if batch or batch is HEARTBEAT:
                 driver.sent()
                 yield batch
@@ -344,4 +347,4 @@ async def run_async(reply: ReplyState) -> AsyncGenerator[Batch, None]:
             producer.cancel()
         watcher.forget(reply.message_id)
         if not saved:
-            await sync_to_async(_save_abandoned)(reply)
+            await database.arun(lambda: _save_abandoned(reply), here=database_here)

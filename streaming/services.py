@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from streaming import budgets
@@ -211,7 +211,6 @@ def touch_reply(reply: ReplyState) -> None:
         Message.objects.filter(pk=reply.message_id, status=Message.Status.STREAMING).update(
             content=reply.text, reasoning=reply.reasoning, updated_at=timezone.now()
         )
-    release_connections()
 
 
 _sqlite_writes = threading.RLock()
@@ -232,12 +231,3 @@ def write_transaction() -> Iterator[None]:
         return
     with _sqlite_writes, transaction.atomic():
         yield
-
-
-def release_connections() -> None:
-    """Close this thread's database connections: a reply streams for minutes, and must not hold one of
-    the database's few connections meanwhile (PostgreSQL allows 100 by default). The lease renewal and
-    the final save open one again for a moment. A connection inside a transaction is left alone."""
-    for held in connections.all(initialized_only=True):
-        if not held.in_atomic_block:
-            held.close()

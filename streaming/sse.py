@@ -41,10 +41,10 @@ def stream_sync(reply: ReplyState) -> Iterator[bytes]:
         batches.close()
 
 
-async def stream_async(reply: ReplyState) -> AsyncIterator[bytes]:
-    """The SSE body of a reply under ASGI."""
+async def stream_async(reply: ReplyState, *, database_here: bool = False) -> AsyncIterator[bytes]:
+    """The SSE body of a reply under ASGI (``database_here``: see ``run_async``)."""
     encoder = ChunkEncoder()
-    batches = run_async(reply)
+    batches = run_async(reply, database_here=database_here)
     try:
         async for batch in batches:
             yield PING if batch is HEARTBEAT else encoder.encode(batch)

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
-from streaming import budgets, services
+from streaming import budgets, database, services
 from streaming.api import api_view
 from streaming.conf import app_settings
 from streaming.exceptions import NotFound, NotStreaming
@@ -81,9 +81,9 @@ def budget(request: HttpRequest) -> HttpResponse:
 @api_view(["POST"])
 def chat(request: HttpRequest) -> HttpResponseBase:
     reply = services.start_reply(request.user, parse_chat(request.body))
-    services.release_connections()  # the stream may last minutes: it holds no connection meanwhile
     if isinstance(request, ASGIRequest):
-        return EventStreamResponse(stream_async(reply))
+        # Inside a transaction (a TestCase), the reply's later database work must stay in it too.
+        return EventStreamResponse(stream_async(reply, database_here=database.in_transaction()))
     return EventStreamResponse(stream_sync(reply))
 
 

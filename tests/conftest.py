@@ -12,6 +12,7 @@ import pytest
 from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
 
+from streaming import database
 from streaming.providers.scripted import ScriptedProvider
 
 STRICT = bool(os.environ.get("STREAMING_REQUIRE_SERVICES") or os.environ.get("CI"))
@@ -31,6 +32,15 @@ def _reset_scripted() -> Iterator[None]:
     ScriptedProvider.reset()
     yield
     ScriptedProvider.reset()
+
+
+@pytest.fixture(autouse=True)
+def _end_database_threads() -> Iterator[None]:
+    """The app's database threads keep their connections: end them after each test, so that none
+    outlives the database it saw (pytest-django drops the test database at the end, which PostgreSQL
+    refuses while a connection to it is open)."""
+    yield
+    database.threads.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,145 @@
+"""Where the app's database work runs: a few long-lived threads that keep their connections.
+
+A reply touches the database briefly when it starts, at each lease renewal and when it ends, and
+streams for minutes in between. Left to Django, that work runs in the request's thread: under ASGI
+a new thread per request, so every request opens a connection and closes it again (about 0.7 ms
+each way on SQLite, a round trip and a login on PostgreSQL), and a stream must give its connection
+up or hold one of the database's few for minutes. Here it runs on ``DATABASE_THREADS`` threads of
+the app's own instead. Each keeps its connection between calls, so a process holds at most that many
+connections for its replies, whatever the number of open streams, and a call costs one thread hop.
+
+A thread drops its connection after an error that left it unusable, and closes it and ends after
+``DATABASE_IDLE_SECONDS`` without work. Work asked for inside a transaction of the calling thread
+(a ``TestCase``, ``ATOMIC_REQUESTS``) runs in that thread instead, inside that transaction: another
+thread could not see its rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+from streaming.conf import app_settings
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Work = tuple[Future[Any], contextvars.Context, Callable[[], Any]]
+
+
+def in_transaction() -> bool:
+    """Whether this thread has a transaction open on any database (its work must stay here)."""
+    return any(c.in_atomic_block for c in connections.all(initialized_only=True))
+
+
+class DatabaseThreads:
+    """A pool of threads for database work whose connections outlive each call."""
+
+    def __init__(self) -> None:
+        self._work: queue.SimpleQueue[Work | None] = queue.SimpleQueue()  # None: a thread should end
+        self._lock = threading.Lock()
+        self._threads: set[threading.Thread] = set()
+        self._idle = 0  # threads waiting for work
+        self._pending = 0  # work not taken yet
+
+    def submit(self, call: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        with self._lock:
+            self._work.put((future, contextvars.copy_context(), call))
+            self._pending += 1
+            if self._pending > self._idle and len(self._threads) < app_settings.database_threads:
+                thread = threading.Thread(target=self._serve, name="streaming-db", daemon=True)
+                self._threads.add(thread)
+                self._idle += 1
+                thread.start()
+        return future
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End every thread once the work before this call is done; each closes its connections."""
+        with self._lock:
+            threads = list(self._threads)
+            for _ in threads:
+                self._work.put(None)
+                self._pending += 1
+        for thread in threads:
+            thread.join(timeout)
+
+    def _serve(self) -> None:
+        try:
+            while self._take_and_run():
+                pass
+        finally:
+            connections.close_all()
+
+    def _take_and_run(self) -> bool:
+        """Run the next call; False when told to end or when none came for ``DATABASE_IDLE_SECONDS``."""
+        try:
+            work = self._work.get(timeout=app_settings.database_idle_seconds)
+        except queue.Empty:
+            with self._lock:
+                if self._pending:  # work arrived as the wait ended: this thread was counted on
+                    return True
+                return self._leave()
+        with self._lock:
+            self._pending -= 1
+            if work is None:
+                return self._leave()
+            self._idle -= 1
+        future, context, call = work
+        try:
+            if future.set_running_or_notify_cancel():
+                _run(future, context, call)
+        finally:
+            with self._lock:
+                self._idle += 1
+        return True
+
+    def _leave(self) -> bool:
+        # (under the lock, so that a submit never counts on a thread that is ending)
+        self._threads.discard(threading.current_thread())
+        self._idle -= 1
+        return False
+
+
+def _run(future: Future[T], context: contextvars.Context, call: Callable[[], T]) -> None:
+    for held in connections.all(initialized_only=True):
+        held.close_if_unusable_or_obsolete()  # after an error: a connection that still works is kept
+    try:
+        result = context.run(call)
+    except BaseException as exc:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+    finally:
+        for held in connections.all(initialized_only=True):
+            held.close_at = None  # kept, whatever CONN_MAX_AGE says: this thread outlives requests
+
+
+threads = DatabaseThreads()
+
+
+def run(call: Callable[[], T]) -> T:
+    """``call()`` on a database thread, waiting for it; here, when this thread is in a transaction."""
+    if in_transaction():
+        return call()
+    return threads.submit(call).result()
+
+
+async def arun(call: Callable[[], T], *, here: bool = False) -> T:
+    """``call()`` on a database thread, from async code.
+
+    ``here``: where Django would run it instead (``sync_to_async``, thread-sensitive), for work that
+    belongs to a transaction of the thread that started it (see ``run``).
+    """
+    if here:
+        return await sync_to_async(call)()
+    return await asyncio.wrap_future(threads.submit(call))
