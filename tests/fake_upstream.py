@@ -66,6 +66,7 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
     peer: tuple[str, int] = ("", 0)  # the client's address: the same for requests on one connection
+    received_at: float = field(default_factory=time.monotonic)
     hung_up: threading.Event = field(default_factory=threading.Event)
     hung_up_at: float | None = None
     finished: bool = False
@@ -412,6 +413,17 @@ class Vendor:
 
     def complete(self, text: str) -> list[bytes]:
         return [*self.partial(text), *self.rest()]
+
+    def stream_error(self, message: str, *, overloaded: bool = False) -> list[bytes]:
+        """An error event inside the stream, as each vendor sends one: overloaded, or a server error."""
+        if self.name == "anthropic":
+            kind = "overloaded_error" if overloaded else "api_error"
+            return anthropic_sse([{"type": "error", "error": {"type": kind, "message": message}}])
+        if self.name == "gemini":
+            code, status = (503, "UNAVAILABLE") if overloaded else (500, "INTERNAL")
+            return gemini_sse([{"error": {"code": code, "message": message, "status": status}}])
+        kind = "overloaded" if overloaded else "server_error"
+        return openai_sse([{"error": {"message": message, "type": kind, "code": None}}], done=False)
 
 
 VENDORS = [

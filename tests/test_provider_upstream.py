@@ -19,7 +19,14 @@ from streaming.exceptions import (
     UpstreamError,
 )
 from streaming.providers.sse_lines import SSEDecoder, iter_sse
-from streaming.providers.upstream import SDKClients, UpstreamAbort, clean, retry_after, status_error
+from streaming.providers.upstream import (
+    SDKClients,
+    UpstreamAbort,
+    clean,
+    redacted,
+    retry_after,
+    status_error,
+)
 
 STREAM = (
     b": a comment\r\n"
@@ -153,3 +160,12 @@ def test_sdk_clients_one_sync_and_one_per_loop() -> None:
     assert first is again
     other, _ = asyncio.run(twice())
     assert other is not first  # a new event loop gets its own client
+
+
+def test_redacted_removes_the_key_from_any_provider_error() -> None:
+    error = redacted(UpstreamError("Failed for sk-live-123, Bearer abc.def sent"), ["sk-live-123", None])
+    assert error.message == "Failed for [redacted], Bearer [redacted] sent"
+    assert str(error) == error.message
+    untouched = ProviderTimeout()
+    assert redacted(untouched, ["sk-live-123"]) is untouched
+    assert untouched.message == ProviderTimeout.default_message

@@ -26,17 +26,18 @@ import anthropic
 import orjson
 
 from streaming.events import Event, Finish, ReasoningDelta, TextDelta, Usage
-from streaming.exceptions import ProviderConnectionError, ProviderError, ProviderTimeout, UpstreamError
+from streaming.exceptions import ProviderConnectionError, ProviderError, ProviderTimeout
 from streaming.providers.base import ChatRequest, Provider
 from streaming.providers.sse_lines import aiter_sse, iter_sse
 from streaming.providers.upstream import (
+    ErrorEvent,
     SDKClients,
-    malformed,
+    common_error,
     missing_key,
     notify_open,
+    redacted,
     status_error,
     transport_classes,
-    transport_error,
     truncated,
 )
 
@@ -90,7 +91,7 @@ class MessageEvents:
         elif kind == "message_stop":
             self.stopped = True
         elif kind == "error":
-            raise status_error(None, event)
+            raise ErrorEvent(event)
         return []
 
     def _merge(self, usage: Mapping[str, Any] | None) -> None:
@@ -179,17 +180,18 @@ class AnthropicProvider(Provider):
         return params
 
     def _error(self, exc: Exception) -> ProviderError:
+        """The one way a failure leaves ``stream``/``astream``: a ``ProviderError`` without the key, which
+        an error body or an ``event: error`` may quote."""
+        secrets = [self.api_key()]
         if isinstance(exc, anthropic.APIStatusError):
-            return status_error(
-                exc.status_code, exc.body, headers=exc.response.headers, secrets=[self.api_key()]
-            )
-        if isinstance(exc, anthropic.APITimeoutError):
-            return ProviderTimeout()
-        if isinstance(exc, anthropic.APIConnectionError):
-            return ProviderConnectionError()
-        if isinstance(exc, orjson.JSONDecodeError):
-            return malformed()
-        return transport_error(exc) or UpstreamError()
+            error = status_error(exc.status_code, exc.body, headers=exc.response.headers, secrets=secrets)
+        elif isinstance(exc, anthropic.APITimeoutError):
+            error = ProviderTimeout()
+        elif isinstance(exc, anthropic.APIConnectionError):
+            error = ProviderConnectionError()
+        else:
+            error = common_error(exc, secrets)
+        return redacted(error, secrets)
 
     def stream(self, request: ChatRequest) -> Iterator[Event]:
         try:
@@ -223,4 +225,4 @@ class AnthropicProvider(Provider):
 
 def _failures() -> tuple[type[Exception], ...]:
     """What the SDK and the stream may raise; each becomes a ``ProviderError``."""
-    return (anthropic.AnthropicError, orjson.JSONDecodeError, *transport_classes())
+    return (ProviderError, ErrorEvent, anthropic.AnthropicError, orjson.JSONDecodeError, *transport_classes())

@@ -28,17 +28,18 @@ from google import genai
 from google.genai import errors, types
 
 from streaming.events import Event, Finish, ReasoningDelta, TextDelta, Usage
-from streaming.exceptions import ProviderError, UpstreamError
+from streaming.exceptions import ProviderError
 from streaming.providers.base import ChatRequest, Provider
 from streaming.providers.upstream import (
     SDKClients,
+    common_error,
     hang_up_for,
     malformed,
     missing_key,
     notify_open,
+    redacted,
     status_error,
     transport_classes,
-    transport_error,
     truncated,
 )
 
@@ -217,13 +218,18 @@ class GeminiProvider(Provider):
         return {"model": request.model, "contents": contents, "config": config}
 
     def _error(self, exc: Exception) -> ProviderError:
+        """The one way a failure leaves ``stream``/``astream``: a ``ProviderError`` without the key, which
+        an error body or an error chunk may quote."""
+        secrets = [self.api_key()]
         if isinstance(exc, errors.APIError):
             status = exc.code if isinstance(exc.code, int) else None
             headers = getattr(exc.response, "headers", None)
-            return status_error(status, exc.details, headers=headers, secrets=[self.api_key()])
-        if isinstance(exc, errors.UnknownApiResponseError):
-            return malformed()
-        return transport_error(exc) or UpstreamError()
+            error = status_error(status, exc.details, headers=headers, secrets=secrets)
+        elif isinstance(exc, errors.UnknownApiResponseError):
+            error = malformed()
+        else:
+            error = common_error(exc, secrets)
+        return redacted(error, secrets)
 
     def stream(self, request: ChatRequest) -> Iterator[Event]:
         opened = _OpenedResponses(request)
@@ -265,4 +271,4 @@ async def _nothing() -> None:
 
 def _failures() -> tuple[type[Exception], ...]:
     """What the SDK and the stream may raise; each becomes a ``ProviderError``."""
-    return (errors.APIError, errors.UnknownApiResponseError, *transport_classes())
+    return (ProviderError, errors.APIError, errors.UnknownApiResponseError, *transport_classes())

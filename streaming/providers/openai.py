@@ -28,17 +28,18 @@ import openai
 import orjson
 
 from streaming.events import Event, Finish, ReasoningDelta, TextDelta, Usage
-from streaming.exceptions import ProviderConnectionError, ProviderError, ProviderTimeout, UpstreamError
+from streaming.exceptions import ProviderConnectionError, ProviderError, ProviderTimeout
 from streaming.providers.base import ChatRequest, Provider
 from streaming.providers.sse_lines import aiter_sse, iter_sse
 from streaming.providers.upstream import (
+    ErrorEvent,
     SDKClients,
-    malformed,
+    common_error,
     missing_key,
     notify_open,
+    redacted,
     status_error,
     transport_classes,
-    transport_error,
     truncated,
 )
 
@@ -90,7 +91,7 @@ class ChatCompletionChunks:
         if not isinstance(chunk, dict):
             return []
         if chunk.get("error"):
-            raise status_error(None, chunk)
+            raise ErrorEvent(chunk)
         if chunk.get("usage"):
             self.usage = chunk["usage"]
         events: list[Event] = []
@@ -165,17 +166,18 @@ class OpenAIProvider(Provider):
         return params
 
     def _error(self, exc: Exception) -> ProviderError:
+        """The one way a failure leaves ``stream``/``astream``: a ``ProviderError`` without the key, which
+        an error body or an error chunk may quote."""
+        secrets = [self.api_key()]
         if isinstance(exc, openai.APIStatusError):
-            return status_error(
-                exc.status_code, exc.body, headers=exc.response.headers, secrets=[self.api_key()]
-            )
-        if isinstance(exc, openai.APITimeoutError):
-            return ProviderTimeout()
-        if isinstance(exc, openai.APIConnectionError):
-            return ProviderConnectionError()
-        if isinstance(exc, orjson.JSONDecodeError):
-            return malformed()
-        return transport_error(exc) or UpstreamError()
+            error = status_error(exc.status_code, exc.body, headers=exc.response.headers, secrets=secrets)
+        elif isinstance(exc, openai.APITimeoutError):
+            error = ProviderTimeout()
+        elif isinstance(exc, openai.APIConnectionError):
+            error = ProviderConnectionError()
+        else:
+            error = common_error(exc, secrets)
+        return redacted(error, secrets)
 
     def stream(self, request: ChatRequest) -> Iterator[Event]:
         try:
@@ -209,4 +211,4 @@ class OpenAIProvider(Provider):
 
 def _failures() -> tuple[type[Exception], ...]:
     """What the SDK and the stream may raise; each becomes a ``ProviderError``."""
-    return (openai.OpenAIError, orjson.JSONDecodeError, *transport_classes())
+    return (ProviderError, ErrorEvent, openai.OpenAIError, orjson.JSONDecodeError, *transport_classes())

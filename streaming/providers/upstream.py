@@ -2,6 +2,8 @@
 
 * ``status_error`` / ``transport_error`` / ``clean``: vendor failures as ``ProviderError`` subclasses with
   a human sentence, the vendor's own words with any key removed, and ``retry_after`` from the headers.
+* ``ErrorEvent`` / ``common_error`` / ``redacted``: how every failure leaves a provider's stream, with its key
+  removed, whether the SDK raised it or an error event inside the stream did.
 * ``UpstreamAbort`` and ``notify_open``: let another thread hang up a call whose read is blocked.
 * ``SDKClients``: one sync SDK client per provider and one async client per event loop, made lazily.
 """
@@ -85,14 +87,20 @@ _SECRET_PATTERNS = (
 _MAX_DETAIL = 300
 
 
-def clean(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """``text`` without the given secrets or anything shaped like a credential, one line, bounded."""
+def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` without the given secrets or anything shaped like a credential."""
     for secret in secrets:
         if secret and secret.strip():
             text = text.replace(secret.strip(), "[redacted]")
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
-    text = " ".join(text.split())
+    return text
+
+
+def clean(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` without the given secrets or anything shaped like a credential, one line, bounded."""
+    # Secrets go first: cut at the bound, a key would leave a prefix that no longer matches.
+    text = " ".join(scrub(text, secrets).split())
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
 
 
@@ -228,6 +236,41 @@ def truncated() -> ProviderConnectionError:
 def missing_key(provider_name: str, variables: list[str]) -> ProviderAuthError:
     names = " or ".join(variables) or "an API key variable"
     return ProviderAuthError(f"No API key is configured for the provider {provider_name!r}: set {names}.")
+
+
+class ErrorEvent(Exception):
+    """An error the vendor sent inside a stream (an OpenAI error chunk, Anthropic's ``event: error``).
+
+    The chunk mappings raise it without knowing the key; the provider turns it into a ``ProviderError``
+    in ``common_error``, where the key is at hand. Its own text never carries the vendor's words.
+    """
+
+    def __init__(self, body: object) -> None:
+        super().__init__("the model provider sent an error event")
+        self.body = body
+
+
+def common_error(exc: BaseException, secrets: Iterable[str | None]) -> ProviderError:
+    """The ``ProviderError`` for a failure that is not the SDK's own: an ``ErrorEvent``, a stream that
+    could not be parsed, a transport error; a ``ProviderError`` is kept as it is."""
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, ErrorEvent):
+        return status_error(None, exc.body, secrets=secrets)
+    if isinstance(exc, ValueError):  # orjson.JSONDecodeError, pydantic's ValidationError
+        return malformed()
+    return transport_error(exc) or UpstreamError()
+
+
+def redacted(error: ProviderError, secrets: Iterable[str | None]) -> ProviderError:
+    """``error`` with any secret or credential removed from its message: the last step of every failure
+    that leaves a provider's ``stream``/``astream``, so that no path can carry a key to a user, the
+    database or a log, even one that forgot to pass ``secrets`` to ``status_error``."""
+    message = scrub(error.message, secrets)
+    if message != error.message:
+        error.message = message
+        error.args = (message,)
+    return error
 
 
 # -- hanging up from another thread ---------------------------------------------------------------
