@@ -32,7 +32,9 @@ from streaming.providers.sse_lines import aiter_sse, iter_sse
 from streaming.providers.upstream import (
     ErrorEvent,
     SDKClients,
+    as_text,
     common_error,
+    malformed,
     missing_key,
     notify_open,
     redacted,
@@ -75,28 +77,37 @@ class MessageEvents:
     def feed(self, data: bytes) -> list[Event]:
         event = orjson.loads(data)
         kind = event.get("type") if isinstance(event, dict) else None
+        if kind == "error":
+            raise ErrorEvent(event)
+        try:
+            return self._events(kind, event)
+        except (AttributeError, TypeError):  # a delta, message or usage that is not an object
+            raise malformed() from None
+
+    def _events(self, kind: object, event: dict[str, Any]) -> list[Event]:
         if kind == "content_block_delta":
             delta = event.get("delta") or {}
             delta_type = delta.get("type")
             if delta_type == "text_delta" and delta.get("text"):
-                return [TextDelta(delta["text"])]
+                return [TextDelta(as_text(delta["text"]))]
             if delta_type == "thinking_delta" and delta.get("thinking"):
-                return [ReasoningDelta(delta["thinking"])]
+                return [ReasoningDelta(as_text(delta["thinking"]))]
             return []  # signature_delta, input_json_delta, citations_delta
         if kind == "message_start":
             self._merge((event.get("message") or {}).get("usage"))
         elif kind == "message_delta":
-            self.stop_reason = (event.get("delta") or {}).get("stop_reason") or self.stop_reason
+            stop_reason = (event.get("delta") or {}).get("stop_reason")
+            self.stop_reason = as_text(stop_reason) if stop_reason else self.stop_reason
             self._merge(event.get("usage"))
         elif kind == "message_stop":
             self.stopped = True
-        elif kind == "error":
-            raise ErrorEvent(event)
         return []
 
     def _merge(self, usage: Mapping[str, Any] | None) -> None:
         if not usage:
             return
+        if not isinstance(usage, Mapping):
+            raise malformed()
         for name in _USAGE_FIELDS:
             if isinstance(usage.get(name), int):
                 self.usage[name] = usage[name]

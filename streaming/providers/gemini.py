@@ -60,6 +60,11 @@ FINISH_REASONS = {
 }
 
 
+# What the SDK raises for a chunk of an odd shape: pydantic's ValidationError (a ValueError), or an
+# AttributeError or TypeError from its converters (a finishReason that is a number, a chunk that is one).
+_UNREADABLE = (ValueError, TypeError, AttributeError, KeyError)
+
+
 class GeminiChunks:
     """The mapping from ``GenerateContentResponse`` chunks to events, shared by ``stream`` and ``astream``.
 
@@ -151,6 +156,8 @@ def _next(chunks: Iterator[types.GenerateContentResponse], opened: _OpenedRespon
     token = _opened.set(opened)
     try:
         return next(chunks, None)
+    except _UNREADABLE:
+        raise malformed() from None
     finally:
         _opened.reset(token)
 
@@ -159,6 +166,8 @@ async def _anext(chunks: AsyncIterator[types.GenerateContentResponse], opened: _
     token = _opened.set(opened)
     try:
         return await anext(chunks, None)
+    except _UNREADABLE:
+        raise malformed() from None
     finally:
         _opened.reset(token)
 

@@ -34,7 +34,9 @@ from streaming.providers.sse_lines import aiter_sse, iter_sse
 from streaming.providers.upstream import (
     ErrorEvent,
     SDKClients,
+    as_text,
     common_error,
+    malformed,
     missing_key,
     notify_open,
     redacted,
@@ -54,8 +56,8 @@ FINISH_REASONS = {
 }
 
 
-def _int(mapping: Mapping[str, Any] | None, key: str) -> int:
-    value = mapping.get(key) if mapping else None
+def _int(mapping: object, key: str) -> int:
+    value = mapping.get(key) if isinstance(mapping, Mapping) else None
     return value if isinstance(value, int) else 0
 
 
@@ -92,8 +94,17 @@ class ChatCompletionChunks:
             return []
         if chunk.get("error"):
             raise ErrorEvent(chunk)
-        if chunk.get("usage"):
-            self.usage = chunk["usage"]
+        try:
+            return self._events(chunk)
+        except (AttributeError, TypeError):  # a choice or delta that is not an object
+            raise malformed() from None
+
+    def _events(self, chunk: dict[str, Any]) -> list[Event]:
+        usage = chunk.get("usage")
+        if usage:
+            if not isinstance(usage, dict):
+                raise malformed()
+            self.usage = usage
         events: list[Event] = []
         for choice in chunk.get("choices") or ():
             if choice.get("index", 0) != 0:
@@ -105,9 +116,10 @@ class ChatCompletionChunks:
                 events.append(ReasoningDelta(reasoning))
             text = delta.get("content") or delta.get("refusal")
             if text:
-                events.append(TextDelta(text))
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
+                events.append(TextDelta(as_text(text)))
+            finish_reason = choice.get("finish_reason")
+            if finish_reason:
+                self.finish_reason = as_text(finish_reason)
         return events
 
     def end(self) -> list[Event]:

@@ -229,6 +229,14 @@ def malformed() -> UpstreamError:
     return UpstreamError("The model provider sent a stream that could not be read.")
 
 
+def as_text(value: object) -> str:
+    """``value``, which becomes part of the reply: a string, or the stream is malformed (anything else
+    would fail later, far from the chunk that carried it)."""
+    if not isinstance(value, str):
+        raise malformed()
+    return value
+
+
 def truncated() -> ProviderConnectionError:
     return ProviderConnectionError("The model provider closed the stream before the reply was complete.")
 
