@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from streaming.events import Finish, ReasoningDelta, TextDelta, Usage
-from streaming.exceptions import ProviderAuthError, ProviderConnectionError, UpstreamError
+from streaming.exceptions import ProviderAuthError, ProviderConnectionError, RateLimited, UpstreamError
 from streaming.providers.base import ChatMessage, ChatRequest
 from streaming.providers.openai import OpenAIProvider
 from tests.fake_upstream import (
@@ -226,3 +226,24 @@ def test_local_server_without_a_key(upstream: FakeUpstream, monkeypatch: pytest.
     events, exc = collect(provider(upstream, require_api_key=False), chat(), "sync")
     assert exc is None
     assert events[-1] == Finish("stop")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_used_up_quota_is_rate_limited_but_not_retryable(upstream: FakeUpstream, mode: str) -> None:
+    quota = {
+        "error": {
+            "message": "You exceeded your current quota, please check your plan and billing details.",
+            "type": "insufficient_quota",
+            "param": None,
+            "code": "insufficient_quota",
+        }
+    }
+    upstream.enqueue(Reply.json(429, quota))
+    _, error = collect(provider(upstream), chat(), mode)
+    assert isinstance(error, RateLimited)
+    assert (error.code, error.retryable) == ("rate_limited", False)
+    assert error.message == (
+        "The server's quota with the model provider is used up. (HTTP 429: You exceeded your current quota,"
+        " please check your plan and billing details.)"
+    )
+    assert len(upstream.requests) == 1

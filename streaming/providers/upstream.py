@@ -80,6 +80,12 @@ _BY_KIND: dict[str, type[ProviderError]] = {
     "internal": UpstreamError,
 }
 
+# Kinds that keep their code but are not worth another call to the same model: a quota used up is a
+# billing problem, not a rate limit that passes (the fallback chain is still tried).
+_NOT_TRANSIENT: dict[str, str] = {
+    "insufficient_quota": "The server's quota with the model provider is used up.",
+}
+
 _SECRET_PATTERNS = (
     (re.compile(r"(?i)\b(bearer)\s+[^\s\"',]+"), r"\1 [redacted]"),
     (re.compile(r"(?i)\b(key|api_key|x-api-key|x-goog-api-key)=[^&\s\"',]+"), r"\1=[redacted]"),
@@ -142,8 +148,10 @@ def status_error(
     cls = _error_class(status, kind)
     detail = clean(message, secrets)
     where = f"HTTP {status}" if status else "during the stream"
-    text = f"{cls.default_message} ({where}: {detail})" if detail else f"{cls.default_message} ({where})"
-    return cls(text, retry_after=retry_after(headers, body), upstream_status=status)
+    sentence = _NOT_TRANSIENT.get(kind, cls.default_message)
+    text = f"{sentence} ({where}: {detail})" if detail else f"{sentence} ({where})"
+    retryable = False if kind in _NOT_TRANSIENT else None
+    return cls(text, retry_after=retry_after(headers, body), upstream_status=status, retryable=retryable)
 
 
 _CLIENT_SIDE = (ProviderBadRequest, ProviderAuthError, RateLimited)
