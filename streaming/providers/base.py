@@ -72,6 +72,10 @@ class Provider:
             return [self.options["api_key_env"]]
         return list(self.key_env)
 
+    def needs_api_key(self) -> bool:
+        """Whether calls fail without a key (``streaming.W004`` warns when none is set)."""
+        return bool(self.key_variables())
+
     def stream(self, request: ChatRequest) -> Iterator[Event]:
         raise NotImplementedError
 

@@ -143,6 +143,10 @@ class OpenAIProvider(Provider):
             lambda: openai.AsyncOpenAI(**self._client_options()),
         )
 
+    def needs_api_key(self) -> bool:
+        # A local server (Ollama, vLLM) takes calls without one.
+        return super().needs_api_key() and bool(self.options.get("require_api_key", True))
+
     def base_url(self) -> str:
         env = self.options.get("base_url_env", "OPENAI_BASE_URL")
         return str(self.options.get("base_url") or os.environ.get(env) or DEFAULT_BASE_URL)
