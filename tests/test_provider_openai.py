@@ -8,7 +8,14 @@ from collections.abc import Iterator
 import pytest
 
 from streaming.events import Finish, ReasoningDelta, TextDelta, Usage
-from streaming.exceptions import ProviderAuthError, ProviderConnectionError, RateLimited, UpstreamError
+from streaming.exceptions import (
+    ProviderAuthError,
+    ProviderBadRequest,
+    ProviderConnectionError,
+    ProviderError,
+    RateLimited,
+    UpstreamError,
+)
 from streaming.providers.base import ChatMessage, ChatRequest
 from streaming.providers.openai import OpenAIProvider
 from tests.fake_upstream import (
@@ -247,3 +254,46 @@ def test_a_used_up_quota_is_rate_limited_but_not_retryable(upstream: FakeUpstrea
         " please check your plan and billing details.)"
     )
     assert len(upstream.requests) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("body", "expected", "message"),
+    [
+        (
+            {"error": {"message": "The model `gpt-x` does not exist", "type": "invalid_request_error"}},
+            ProviderBadRequest,
+            "The model provider refused the request. (instead of a stream: The model `gpt-x` does not exist)",
+        ),
+        (  # vLLM's shape
+            {"object": "error", "message": "Context too long.", "type": "BadRequestError", "code": 400},
+            ProviderBadRequest,
+            "The model provider refused the request. (instead of a stream: Context too long.)",
+        ),
+        (
+            {"error": {"message": "Rate limit reached.", "type": "requests", "code": "rate_limit_exceeded"}},
+            RateLimited,
+            "The model provider is rate limiting requests. Try again shortly."
+            " (instead of a stream: Rate limit reached.)",
+        ),
+        (
+            {"error": {"message": "The server had an error.", "type": "server_error"}},
+            UpstreamError,
+            "The model provider returned an error. (instead of a stream: The server had an error.)",
+        ),
+        (  # not an error, and not a stream either
+            {"id": "chatcmpl-1", "object": "chat.completion", "choices": []},
+            UpstreamError,
+            "The model provider sent a stream that could not be read.",
+        ),
+    ],
+)
+def test_a_json_body_with_status_200_is_read_as_the_error_it_is(
+    upstream: FakeUpstream, mode: str, body: dict[str, object], expected: type, message: str
+) -> None:
+    # Some OpenAI-compatible servers answer a failed streaming request with a JSON error and status 200.
+    upstream.enqueue(Reply.json(200, body))
+    events, error = collect(provider(upstream), chat(), mode)
+    assert events == []
+    assert type(error) is expected
+    assert isinstance(error, ProviderError) and error.message == message

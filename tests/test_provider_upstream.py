@@ -88,6 +88,10 @@ def test_sse_event_waits_for_its_blank_line() -> None:
         (None, {"type": "error", "error": {"type": "overloaded_error"}}, Overloaded),
         (None, {"error": {"message": "x", "type": "rate_limit_exceeded"}}, RateLimited),
         (None, {"error": {"message": "x"}}, UpstreamError),
+        # Without a status line, a status in the body classifies (Google's chunks, vLLM's errors).
+        (None, {"error": {"code": 503, "message": "busy"}}, Overloaded),
+        (None, {"object": "error", "code": 400, "message": "too long"}, ProviderBadRequest),
+        (None, {"error": {"code": 7, "message": "not a status"}}, UpstreamError),
     ],
 )
 def test_status_error_classes(status: int | None, body: Any, expected: type) -> None:

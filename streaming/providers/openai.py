@@ -131,6 +131,15 @@ class ChatCompletionChunks:
         return events
 
 
+def not_a_stream(data: bytes) -> Exception:
+    """What a JSON body says where the stream should be: some compatible servers answer an error this
+    way, with status 200 (vLLM's shape has no ``error`` key, but ``"object": "error"``)."""
+    body = orjson.loads(data)
+    if isinstance(body, dict) and (body.get("error") or body.get("object") == "error"):
+        return ErrorEvent(body, where="instead of a stream")
+    return malformed()
+
+
 class OpenAIProvider(Provider):
     """Chat Completions over the OpenAI SDK; any OpenAI-compatible server through ``base_url``."""
 
@@ -201,6 +210,8 @@ class OpenAIProvider(Provider):
             with client.chat.completions.with_streaming_response.create(**self._params(request)) as response:
                 notify_open(request, response.http_response)
                 chunks = ChatCompletionChunks()
+                if _is_json(response.http_response):
+                    raise not_a_stream(response.http_response.read())
                 with closing(iter_sse(response.http_response.iter_bytes())) as events:
                     for _name, data in events:
                         yield from chunks.feed(data)
@@ -215,6 +226,8 @@ class OpenAIProvider(Provider):
             async with client.chat.completions.with_streaming_response.create(**params) as response:
                 notify_open(request, response.http_response)
                 chunks = ChatCompletionChunks()
+                if _is_json(response.http_response):
+                    raise not_a_stream(await response.http_response.aread())
                 async with aclosing(aiter_sse(response.http_response.aiter_bytes())) as events:
                     async for _name, data in events:
                         for event in chunks.feed(data):
@@ -223,6 +236,10 @@ class OpenAIProvider(Provider):
                     yield event
         except _failures() as exc:
             raise self._error(exc) from None
+
+
+def _is_json(response: Any) -> bool:
+    return "json" in response.headers.get("content-type", "")
 
 
 def _failures() -> tuple[type[Exception], ...]:

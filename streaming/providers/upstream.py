@@ -142,16 +142,28 @@ def status_error(
     *,
     headers: Mapping[str, str] | None = None,
     secrets: Iterable[str | None] = (),
+    where: str | None = None,
 ) -> ProviderError:
-    """The ``ProviderError`` for a vendor's error response (or a mid-stream error event, ``status`` None)."""
+    """The ``ProviderError`` for a vendor's error response (or a mid-stream error event, ``status`` None).
+
+    Without a status line, a status in the body (Google's ``code``, vLLM's) classifies the error.
+    """
     message, kind = error_detail(body)
-    cls = _error_class(status, kind)
+    cls = _error_class(status if status is not None else _body_status(body), kind)
     detail = clean(message, secrets)
-    where = f"HTTP {status}" if status else "during the stream"
+    where = where or (f"HTTP {status}" if status else "during the stream")
     sentence = _NOT_TRANSIENT.get(kind, cls.default_message)
     text = f"{sentence} ({where}: {detail})" if detail else f"{sentence} ({where})"
     retryable = False if kind in _NOT_TRANSIENT else None
     return cls(text, retry_after=retry_after(headers, body), upstream_status=status, retryable=retryable)
+
+
+def _body_status(body: object) -> int | None:
+    if isinstance(body, list) and len(body) == 1:
+        body = body[0]
+    error = body.get("error", body) if isinstance(body, Mapping) else None
+    code = error.get("code") if isinstance(error, Mapping) else None
+    return code if isinstance(code, int) and 400 <= code <= 599 else None
 
 
 _CLIENT_SIDE = (ProviderBadRequest, ProviderAuthError, RateLimited)
@@ -255,15 +267,17 @@ def missing_key(provider_name: str, variables: list[str]) -> ProviderAuthError:
 
 
 class ErrorEvent(Exception):
-    """An error the vendor sent inside a stream (an OpenAI error chunk, Anthropic's ``event: error``).
+    """An error the vendor sent inside a stream (an OpenAI error chunk, Anthropic's ``event: error``), or
+    instead of one (``where`` says so).
 
     The chunk mappings raise it without knowing the key; the provider turns it into a ``ProviderError``
     in ``common_error``, where the key is at hand. Its own text never carries the vendor's words.
     """
 
-    def __init__(self, body: object) -> None:
+    def __init__(self, body: object, where: str = "during the stream") -> None:
         super().__init__("the model provider sent an error event")
         self.body = body
+        self.where = where
 
 
 def common_error(exc: BaseException, secrets: Iterable[str | None]) -> ProviderError:
@@ -272,7 +286,7 @@ def common_error(exc: BaseException, secrets: Iterable[str | None]) -> ProviderE
     if isinstance(exc, ProviderError):
         return exc
     if isinstance(exc, ErrorEvent):
-        return status_error(None, exc.body, secrets=secrets)
+        return status_error(None, exc.body, secrets=secrets, where=exc.where)
     if isinstance(exc, ValueError):  # orjson.JSONDecodeError, pydantic's ValidationError
         return malformed()
     return transport_error(exc) or UpstreamError()
