@@ -231,7 +231,10 @@ class GeminiProvider(Provider):
         an error body or an error chunk may quote."""
         secrets = [self.api_key()]
         if isinstance(exc, errors.APIError):
-            status = exc.code if isinstance(exc.code, int) else None
+            # An error chunk inside the stream comes with the stream's own response (status 200) and
+            # the chunk's code as exc.code: it has no status line of its own, like the other vendors'.
+            in_stream = getattr(exc.response, "status_code", None) == 200
+            status = exc.code if isinstance(exc.code, int) and not in_stream else None
             headers = getattr(exc.response, "headers", None)
             error = status_error(status, exc.details, headers=headers, secrets=secrets)
         elif isinstance(exc, errors.UnknownApiResponseError):

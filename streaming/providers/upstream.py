@@ -115,18 +115,23 @@ def error_detail(body: object) -> tuple[str, str]:
     if isinstance(body, list) and len(body) == 1:
         body = body[0]
     if isinstance(body, (bytes, str)):
-        text = (body.decode("utf-8", "replace") if isinstance(body, bytes) else body).strip()
-        return ("" if text.startswith("<") else text), ""  # an HTML error page says nothing useful
+        return _words(body), ""
     if not isinstance(body, Mapping):
         return "", ""
     error = body.get("error", body)
     if not isinstance(error, Mapping):
-        return str(error), ""
-    message = error.get("message") or ""
+        return _words(str(error)), ""
+    # (google-genai wraps a body that is not JSON, an HTML page too, as {"message": text, "status": reason})
+    message = _words(str(error.get("message") or ""))
     # Most specific first: Google's reason, then code, status, type.
     kinds = [*_google_reasons(error), error.get("code"), error.get("status"), error.get("type")]
     kind = next((k.lower() for k in kinds if isinstance(k, str) and k.lower() in _BY_KIND), "")
-    return str(message), kind
+    return message, kind
+
+
+def _words(text: str | bytes) -> str:
+    text = (text.decode("utf-8", "replace") if isinstance(text, bytes) else text).strip()
+    return "" if text.startswith("<") else text  # an HTML error page says nothing useful
 
 
 def _google_reasons(error: Mapping[str, Any]) -> list[str]:
