@@ -26,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from streaming.events import TextDelta, Usage
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures/provider-streams"
 
 
@@ -402,6 +404,13 @@ class Vendor:
         if self.name == "gemini":
             return gemini_sse([gemini_chunk(text)])
         return openai_sse([openai_chunk(text)], done=False)
+
+    def partial_events(self, text: str = "Hel") -> list[Any]:
+        """The events a provider yields for ``partial(text)``: the text, after Anthropic's partial usage
+        (its ``message_start`` count, reported just before the first text)."""
+        if self.name == "anthropic":
+            return [Usage(input_tokens=10, output_tokens=1, partial=True), TextDelta(text)]
+        return [TextDelta(text)]
 
     def rest(self, text: str = "") -> list[bytes]:
         """The end of a reply that ``partial`` started: more text, then the finish."""

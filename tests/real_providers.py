@@ -5,12 +5,14 @@ vendor fails, retries, falls back or leaks."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient, Client
 
+from streaming.stopping import request_stop
 from tests.fake_upstream import VENDORS, FakeUpstream, Vendor
 
 MODEL = {
@@ -83,3 +85,32 @@ def post_async(user: Any, data: dict[str, Any]) -> bytes:
 
 def post(mode: str, api: Client, user: Any, data: dict[str, Any]) -> bytes:
     return post_sync(api, data) if mode == "sync" else post_async(user, data)
+
+
+def post_and_stop(mode: str, api: Client, user: Any, data: dict[str, Any]) -> bytes:
+    """``POST /api/chat`` and stop the reply once its first text has arrived, as the Stop button does."""
+    if mode == "sync":
+        response: Any = api.post("/api/chat", data, content_type="application/json")
+        received = b""
+        for part in response.streaming_content:
+            received = _stop_at_first_text(received, received + part)
+        return received
+
+    async def run() -> bytes:
+        client = AsyncClient()
+        await sync_to_async(client.force_login)(user)
+        response: Any = await client.post("/api/chat", data, content_type="application/json")
+        received = b""
+        async for part in response.streaming_content:
+            received = _stop_at_first_text(received, received + part)
+        return received
+
+    return asyncio.run(run())
+
+
+def _stop_at_first_text(before: bytes, received: bytes) -> bytes:
+    if b'"text-delta"' in received and b'"text-delta"' not in before:
+        found = re.search(rb'"messageId":"([0-9a-f-]+)"', received)
+        assert found is not None
+        request_stop(found.group(1).decode())
+    return received

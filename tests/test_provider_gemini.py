@@ -51,6 +51,7 @@ def test_recorded_stream(upstream: FakeUpstream, mode: str) -> None:
     assert error is None
     # Output is candidates (2) plus thoughts (94): thoughts are billed as output.
     assert events == [
+        Usage(input_tokens=7, output_tokens=96, reasoning_tokens=94, partial=True),
         TextDelta("fixture ok"),
         Usage(input_tokens=7, output_tokens=96, reasoning_tokens=94),
         Finish("stop"),
@@ -106,7 +107,10 @@ def test_thoughts_are_reasoning_and_usage_is_the_last_total(upstream: FakeUpstre
     events, error = collect(provider(upstream), chat(reasoning=True), mode)
     assert error is None
     assert events == [
+        # Each chunk's running total comes just before its text; the last chunk's is the final count.
+        Usage(input_tokens=1200, output_tokens=40, reasoning_tokens=40, partial=True),
         ReasoningDelta("Let me think."),
+        Usage(input_tokens=1200, output_tokens=81, reasoning_tokens=80, partial=True),
         TextDelta("Answer"),
         TextDelta(" done."),
         # Usage metadata is cumulative per chunk: the last one counts, never a sum.

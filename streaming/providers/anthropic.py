@@ -64,15 +64,19 @@ class MessageEvents:
     """The mapping from Messages stream events to events, shared by ``stream`` and ``astream``.
 
     Usage arrives twice: ``message_start`` has the input side (and a first output count);
-    ``message_delta`` has the cumulative output count and may restate the input fields.
+    ``message_delta`` has the cumulative output count and may restate the input fields. The first is
+    yielded as a partial ``Usage`` just before the first text, so a reply stopped or failed after
+    that text keeps the exact input side (cache reads and writes included). Not on its own: until the
+    first text a failure is retried, and a call that produced nothing has no usage.
     """
 
-    __slots__ = ("stop_reason", "stopped", "usage")
+    __slots__ = ("reported", "stop_reason", "stopped", "usage")
 
     def __init__(self) -> None:
         self.usage: dict[str, int] = {}
         self.stop_reason: str | None = None
         self.stopped = False
+        self.reported = False
 
     def feed(self, data: bytes) -> list[Event]:
         event = orjson.loads(data)
@@ -89,9 +93,9 @@ class MessageEvents:
             delta = event.get("delta") or {}
             delta_type = delta.get("type")
             if delta_type == "text_delta" and delta.get("text"):
-                return [TextDelta(as_text(delta["text"]))]
+                return self._first_report(TextDelta(as_text(delta["text"])))
             if delta_type == "thinking_delta" and delta.get("thinking"):
-                return [ReasoningDelta(as_text(delta["thinking"]))]
+                return self._first_report(ReasoningDelta(as_text(delta["thinking"])))
             return []  # signature_delta, input_json_delta, citations_delta
         if kind == "message_start":
             self._merge((event.get("message") or {}).get("usage"))
@@ -102,6 +106,12 @@ class MessageEvents:
         elif kind == "message_stop":
             self.stopped = True
         return []
+
+    def _first_report(self, delta: TextDelta | ReasoningDelta) -> list[Event]:
+        if self.reported or not self.usage:
+            return [delta]
+        self.reported = True
+        return [usage_from(self.usage, partial=True), delta]
 
     def _merge(self, usage: Mapping[str, Any] | None) -> None:
         if not usage:
@@ -124,7 +134,7 @@ class MessageEvents:
         return events
 
 
-def usage_from(usage: Mapping[str, int]) -> Usage:
+def usage_from(usage: Mapping[str, int], *, partial: bool = False) -> Usage:
     """Anthropic counts cache reads and writes apart from ``input_tokens``: SPEC §2 adds them up."""
     cache_read = usage.get("cache_read_input_tokens", 0)
     cache_write = usage.get("cache_creation_input_tokens", 0)
@@ -134,6 +144,7 @@ def usage_from(usage: Mapping[str, int]) -> Usage:
         cached_input_tokens=cache_read,
         cache_write_tokens=cache_write,
         reasoning_tokens=usage.get("thinking_tokens", 0),
+        partial=partial,
     )
 
 

@@ -69,19 +69,31 @@ class GeminiChunks:
     """The mapping from ``GenerateContentResponse`` chunks to events, shared by ``stream`` and ``astream``.
 
     Each chunk's ``usage_metadata`` is the running total so far: the last one is the call's usage.
+    The ones before it are yielded as partial ``Usage``, each before its chunk's deltas, once the reply
+    has text: a reply stopped or failed midway keeps the exact prompt count. Not before the first
+    text: until then a failure is retried, and a call that produced nothing has no usage.
     """
 
-    __slots__ = ("finish_reason", "usage")
+    __slots__ = ("finish_reason", "started", "usage")
 
     def __init__(self) -> None:
         self.usage: types.GenerateContentResponseUsageMetadata | None = None
         self.finish_reason: str | None = None
+        self.started = False
 
     def feed(self, chunk: types.GenerateContentResponse) -> list[Event]:
         if chunk.usage_metadata is not None:
             self.usage = chunk.usage_metadata
         if chunk.prompt_feedback is not None and chunk.prompt_feedback.block_reason:
             self.finish_reason = "content-filter"
+        deltas = self._deltas(chunk)
+        self.started = self.started or bool(deltas)
+        # (A chunk that finishes the reply has the final count, which ``end`` yields.)
+        if self.started and chunk.usage_metadata is not None and self.finish_reason is None:
+            return [usage_from(chunk.usage_metadata, partial=True), *deltas]
+        return deltas
+
+    def _deltas(self, chunk: types.GenerateContentResponse) -> list[Event]:
         if not chunk.candidates:
             return []
         candidate = chunk.candidates[0]
@@ -100,7 +112,7 @@ class GeminiChunks:
         return events
 
 
-def usage_from(usage: types.GenerateContentResponseUsageMetadata) -> Usage:
+def usage_from(usage: types.GenerateContentResponseUsageMetadata, *, partial: bool = False) -> Usage:
     """``prompt_token_count`` includes cached content; thoughts are counted apart from candidates."""
     thoughts = usage.thoughts_token_count or 0
     return Usage(
@@ -108,6 +120,7 @@ def usage_from(usage: types.GenerateContentResponseUsageMetadata) -> Usage:
         output_tokens=(usage.candidates_token_count or 0) + thoughts,
         cached_input_tokens=usage.cached_content_token_count or 0,
         reasoning_tokens=thoughts,
+        partial=partial,
     )
 
 
