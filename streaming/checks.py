@@ -3,7 +3,8 @@
 * ``streaming.E001``: a provider's ``BACKEND`` cannot be imported or is not a Provider.
 * ``streaming.E002``: a ``MODELS`` entry is not of the form ``provider:model``.
 * ``streaming.E003``: a model names a provider that ``PROVIDERS`` does not configure.
-* ``streaming.W004``: a provider is enabled but the environment variable with its key is not set.
+* ``streaming.W004``: a provider is enabled but the environment variable with its key is not set
+  (unless it needs none: an OpenAI-compatible local server with ``require_api_key: False``).
 * ``streaming.E005``: ``DEFAULT_MODEL`` or a ``FALLBACKS`` entry is not in ``MODELS``.
 * ``streaming.E006``: ``MONTHLY_BUDGET_USD`` is not an amount >= 0.
 """
@@ -80,7 +81,7 @@ def _check_provider(name: str, config: Any) -> list[CheckMessage]:
         ]
     provider = cls(name, config.get("OPTIONS") or {})
     variables = provider.key_variables()
-    if variables and provider.api_key() is None:
+    if provider.needs_api_key() and provider.api_key() is None:
         return [
             Warning(
                 f"The provider {name!r} is enabled but no API key is set.",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import groupby
 from typing import Any
 
 
@@ -23,6 +22,9 @@ class Usage:
 
     ``input_tokens`` includes cache reads and writes; ``output_tokens`` includes reasoning.
     ``estimated`` is true when the stream ended before the provider reported usage.
+    ``partial`` marks a count the vendor reported while it streams (Anthropic's ``message_start``,
+    Gemini's running total on each chunk), not its final one: exact for what it covers, but a reply
+    that ends without the final count still has its usage estimated from it. It is not stored.
     """
 
     input_tokens: int = 0
@@ -31,6 +33,7 @@ class Usage:
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     estimated: bool = False
+    partial: bool = False
 
     def as_dict(self) -> dict[str, int | bool]:
         return {
@@ -62,13 +65,37 @@ def estimate_tokens(text: str) -> int:
 
 def coalesce(items: list[Any]) -> list[Any]:
     """Merge each run of text (or reasoning) deltas into one delta: tokens that arrived together leave
-    together, as one chunk, one JSON encoding and one SSE event instead of one per token."""
+    together, as one chunk, one JSON encoding and one SSE event instead of one per token.
+
+    Partial usage reports (Gemini sends one with each chunk) do not split a run: the latest of those
+    among a run's deltas follows the merged delta, and the earlier ones, which it supersedes, go.
+    """
     if len(items) < 2:
         return items
     merged: list[Any] = []
-    for kind, run in groupby(items, type):
+    run_kind: type[TextDelta] | type[ReasoningDelta] | None = None
+    run: list[str] = []
+    report: Usage | None = None
+    for item in items:
+        kind = type(item)
         if kind is TextDelta or kind is ReasoningDelta:
-            merged.append(kind("".join([delta.text for delta in run])))
+            if kind is not run_kind:
+                if run_kind is not None:
+                    merged.append(run_kind("".join(run)))
+                run_kind, run = kind, []
+            run.append(item.text)
+        elif kind is Usage and item.partial:
+            report = item
         else:
-            merged.extend(run)
+            if run_kind is not None:
+                merged.append(run_kind("".join(run)))
+                run_kind, run = None, []
+            if report is not None:
+                merged.append(report)
+                report = None
+            merged.append(item)
+    if run_kind is not None:
+        merged.append(run_kind("".join(run)))
+    if report is not None:
+        merged.append(report)
     return merged

@@ -79,7 +79,11 @@ class MessageTooLong(StreamingError):
 
 
 class ProviderError(StreamingError):
-    """A provider call failed. ``code`` is one of the stable codes of SPEC §2."""
+    """A provider call failed. ``code`` is one of the stable codes of SPEC §2.
+
+    ``retryable`` says whether calling the same model again may work (its class's default, unless the
+    vendor said more: a 429 for a quota that is used up is not a transient rate limit).
+    """
 
     code = "upstream"
     status = 502
@@ -92,10 +96,13 @@ class ProviderError(StreamingError):
         *,
         retry_after: float | None = None,
         upstream_status: int | None = None,
+        retryable: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.upstream_status = upstream_status
+        if retryable is not None:
+            self.retryable = retryable
 
 
 class RateLimited(ProviderError):

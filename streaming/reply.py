@@ -37,7 +37,8 @@ class ReplyState:
     answered_by: ModelSpec | None = None
     text_parts: list[str] = field(default_factory=list)
     reasoning_parts: list[str] = field(default_factory=list)
-    usage: Usage | None = None
+    usage: Usage | None = None  # the vendor's final count; once settled without one, an estimate
+    reported: Usage | None = None  # the vendor's latest partial count (``Usage.partial``), if any
     finish_reason: str = ""
     status: str = "streaming"
     error: StreamingError | None = None
@@ -67,7 +68,10 @@ class ReplyState:
         if isinstance(event, ReasoningDelta):
             return self._delta("r1", "reasoning", event.text, self.reasoning_parts)
         if isinstance(event, Usage):
-            self.usage = event
+            if event.partial:
+                self.reported = event
+            else:
+                self.usage = event
         elif isinstance(event, Finish):
             self.finish_reason = event.reason
         return []
@@ -117,7 +121,7 @@ class ReplyState:
     def _settle(self, status: str) -> None:
         self.status = status
         self.duration_ms = self._elapsed_ms()
-        if self.usage is None and self.has_output:
+        if self.usage is None and (self.has_output or self.reported is not None):
             self.usage = self.estimated_usage()
 
     def closing_chunks(self) -> list[Chunk]:
@@ -165,11 +169,26 @@ class ReplyState:
         return "".join(self.reasoning_parts)
 
     def estimated_usage(self) -> Usage:
-        """What the reply probably cost when the provider never reported usage (stopped early)."""
+        """What the reply probably cost when the provider never reported its final usage (stopped early,
+        failed). What the vendor did report is kept: its input side is exact, and its output count is
+        a floor for the estimate from the text received (more may have arrived since)."""
+        text_tokens = estimate_tokens(self.text)
         reasoning_tokens = estimate_tokens(self.reasoning)
+        reported = self.reported
+        if reported is None:
+            return Usage(
+                input_tokens=sum(estimate_tokens(m.content) for m in self.context),
+                output_tokens=text_tokens + reasoning_tokens,
+                reasoning_tokens=reasoning_tokens,
+                estimated=True,
+            )
+        # Reasoning the vendor counted but did not send (Gemini's thoughts, unless asked for) counts too.
+        reasoning_tokens = max(reported.reasoning_tokens, reasoning_tokens)
         return Usage(
-            input_tokens=sum(estimate_tokens(m.content) for m in self.context),
-            output_tokens=estimate_tokens(self.text) + reasoning_tokens,
+            input_tokens=reported.input_tokens,
+            output_tokens=max(reported.output_tokens, text_tokens + reasoning_tokens),
+            cached_input_tokens=reported.cached_input_tokens,
+            cache_write_tokens=reported.cache_write_tokens,
             reasoning_tokens=reasoning_tokens,
             estimated=True,
         )

@@ -26,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from streaming.events import TextDelta, Usage
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures/provider-streams"
 
 
@@ -66,6 +68,7 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
     peer: tuple[str, int] = ("", 0)  # the client's address: the same for requests on one connection
+    received_at: float = field(default_factory=time.monotonic)
     hung_up: threading.Event = field(default_factory=threading.Event)
     hung_up_at: float | None = None
     finished: bool = False
@@ -402,6 +405,13 @@ class Vendor:
             return gemini_sse([gemini_chunk(text)])
         return openai_sse([openai_chunk(text)], done=False)
 
+    def partial_events(self, text: str = "Hel") -> list[Any]:
+        """The events a provider yields for ``partial(text)``: the text, after Anthropic's partial usage
+        (its ``message_start`` count, reported just before the first text)."""
+        if self.name == "anthropic":
+            return [Usage(input_tokens=10, output_tokens=1, partial=True), TextDelta(text)]
+        return [TextDelta(text)]
+
     def rest(self, text: str = "") -> list[bytes]:
         """The end of a reply that ``partial`` started: more text, then the finish."""
         if self.name == "anthropic":
@@ -412,6 +422,17 @@ class Vendor:
 
     def complete(self, text: str) -> list[bytes]:
         return [*self.partial(text), *self.rest()]
+
+    def stream_error(self, message: str, *, overloaded: bool = False) -> list[bytes]:
+        """An error event inside the stream, as each vendor sends one: overloaded, or a server error."""
+        if self.name == "anthropic":
+            kind = "overloaded_error" if overloaded else "api_error"
+            return anthropic_sse([{"type": "error", "error": {"type": kind, "message": message}}])
+        if self.name == "gemini":
+            code, status = (503, "UNAVAILABLE") if overloaded else (500, "INTERNAL")
+            return gemini_sse([{"error": {"code": code, "message": message, "status": status}}])
+        kind = "overloaded" if overloaded else "server_error"
+        return openai_sse([{"error": {"message": message, "type": kind, "code": None}}], done=False)
 
 
 VENDORS = [

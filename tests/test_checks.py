@@ -52,6 +52,24 @@ def test_w004_provider_without_its_key_names_the_variable(settings: Any, monkeyp
     assert check_streaming_settings() == []
 
 
+def test_w004_not_for_a_local_server_that_needs_no_key(settings: Any, monkeypatch: Any) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    local = {"base_url": "http://127.0.0.1:11434/v1", "require_api_key": False}
+    ollama = {"BACKEND": "streaming.providers.openai.OpenAIProvider", "OPTIONS": local}
+    vllm = {
+        "BACKEND": "streaming.providers.openai.OpenAIProvider",
+        "OPTIONS": {"api_key_env": "VLLM_API_KEY", "require_api_key": False},
+    }
+    monkeypatch.delenv("VLLM_API_KEY", raising=False)
+    models = ["ollama:llama3.2", "vllm:Qwen/Qwen3-8B"]
+    assert ids(settings, {"PROVIDERS": {"ollama": ollama, "vllm": vllm}, "MODELS": models}) == []
+    # The same server with a key required (the default) is warned about.
+    del local["require_api_key"]
+    assert ids(settings, {"PROVIDERS": {"ollama": ollama}, "MODELS": ["ollama:llama3.2"]}) == [
+        "streaming.W004"
+    ]
+
+
 def test_e005_default_or_fallback_outside_the_allowlist(settings: Any) -> None:
     streaming = {
         "PROVIDERS": {"demo": DEMO},

@@ -53,6 +53,8 @@ def test_recorded_basic_stream(upstream: FakeUpstream, mode: str) -> None:
     events, error = collect(provider(upstream), chat(), mode)
     assert error is None
     assert events == [
+        # message_start's count, with the first text: exact for the input side, not the final count.
+        Usage(input_tokens=11, output_tokens=1, partial=True),
         TextDelta("Hello"),
         TextDelta(" there"),
         TextDelta("!"),
@@ -144,6 +146,7 @@ def test_message_delta_restates_input_fields(upstream: FakeUpstream) -> None:
     upstream.enqueue(Reply.stream(anthropic_sse(events)))
     got, _ = collect(provider(upstream), chat(reasoning=True), "sync")
     assert got == [
+        Usage(input_tokens=10, output_tokens=1, partial=True),
         ReasoningDelta("Hmm."),
         TextDelta("Hi"),
         Usage(input_tokens=112, output_tokens=30, cached_input_tokens=100),
@@ -174,7 +177,7 @@ def test_overloaded_error_event_mid_stream_comes_after_the_text(upstream: FakeUp
     error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
     upstream.enqueue(Reply.stream(anthropic_sse([*events, error])))
     got, exc = collect(provider(upstream), chat(), mode)
-    assert got == [TextDelta("Hel"), TextDelta("lo")]
+    assert got == [Usage(input_tokens=10, output_tokens=1, partial=True), TextDelta("Hel"), TextDelta("lo")]
     assert isinstance(exc, Overloaded)
     assert exc.code == "overloaded"
     assert "Overloaded" in exc.message
@@ -184,5 +187,5 @@ def test_overloaded_error_event_mid_stream_comes_after_the_text(upstream: FakeUp
 def test_a_stream_without_its_end_is_an_error(upstream: FakeUpstream, mode: str) -> None:
     upstream.enqueue(Reply.stream(anthropic_sse(anthropic_message(["Hel"])[:5])))
     events, exc = collect(provider(upstream), chat(), mode)
-    assert events == [TextDelta("Hel")]
+    assert events == [Usage(input_tokens=10, output_tokens=1, partial=True), TextDelta("Hel")]
     assert isinstance(exc, ProviderConnectionError)

@@ -4,6 +4,7 @@ have their codes, and the API key never shows in an error or a provider's repr."
 
 from __future__ import annotations
 
+import json
 import traceback
 from collections.abc import Iterator
 from typing import Any
@@ -11,8 +12,8 @@ from typing import Any
 import pytest
 from django.utils.module_loading import import_string
 
-from streaming.events import TextDelta
-from streaming.exceptions import ProviderError
+from streaming.events import TextDelta, Usage
+from streaming.exceptions import ProviderError, UpstreamError
 from streaming.providers.base import ChatMessage, ChatRequest, Provider
 from tests.fake_upstream import VENDORS, FakeUpstream, Hold, Reply, Vendor, collect, refused_url
 
@@ -123,7 +124,7 @@ def test_timeout_between_chunks_comes_after_the_text(
 ) -> None:
     upstream.enqueue(Reply.stream([*vendor.partial("Hel"), Hold(5.0)]))
     events, exc = collect(make(vendor, upstream.url + vendor.url_suffix, timeout=0.3), chat(), mode)
-    assert events == [TextDelta("Hel")]
+    assert events == vendor.partial_events("Hel")
     assert isinstance(exc, ProviderError)
     assert exc.code == "timeout"
 
@@ -160,3 +161,58 @@ def test_the_sdk_client_is_made_once(upstream: FakeUpstream, vendor: Vendor) -> 
     client = provider._clients.sync()  # type: ignore[attr-defined]
     collect(provider, chat(), "sync")
     assert provider._clients.sync() is client  # type: ignore[attr-defined]
+
+
+ODD_CHUNKS = {
+    "openai": [
+        {"choices": ["not an object"]},
+        {"choices": [{"index": 0, "delta": "not an object"}]},
+        {"choices": 7},
+        {"choices": [], "usage": "not an object"},
+        {"choices": [{"index": 0, "delta": {"content": 5}}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": ["stop"]}]},
+    ],
+    "anthropic": [
+        {"type": "message_start", "message": "not an object"},
+        {"type": "message_start", "message": {"usage": ["not", "an", "object"]}},
+        {"type": "content_block_delta", "index": 0, "delta": "not an object"},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": 5}},
+        {"type": "message_delta", "delta": ["not an object"], "usage": {"output_tokens": 1}},
+        {"type": "message_delta", "delta": {"stop_reason": 3}, "usage": {"output_tokens": 1}},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": "not an object"},
+    ],
+    "gemini": [
+        {"candidates": [{"content": "not an object"}]},
+        {"candidates": [{"content": {"parts": [{"text": 5}]}}]},
+        {"candidates": [{"finishReason": 7, "content": {"parts": [{"text": "x"}]}}]},
+        {"usageMetadata": "not an object"},
+        {"promptFeedback": ["not an object"]},
+        5,
+    ],
+}
+
+
+def odd_stream(vendor: Vendor, chunk: Any) -> list[bytes]:
+    """The start of a reply ("Hel"), then one chunk of a shape the vendor's wire format does not have."""
+    data = json.dumps(chunk).encode()
+    if vendor.name == "anthropic":
+        return [*vendor.partial("Hel"), b"event: " + chunk["type"].encode() + b"\ndata: " + data + b"\n\n"]
+    newline = b"\r\n" if vendor.name == "gemini" else b"\n"
+    return [*vendor.partial("Hel"), b"data: " + data + newline * 2]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("vendor", "chunk"),
+    [(vendor, chunk) for vendor in VENDORS for chunk in ODD_CHUNKS[vendor.name]],
+    ids=lambda value: value.name if isinstance(value, Vendor) else json.dumps(value)[:40],
+)
+def test_a_chunk_of_an_odd_shape_is_a_malformed_stream(
+    upstream: FakeUpstream, vendor: Vendor, chunk: Any, mode: str
+) -> None:
+    upstream.enqueue(Reply.stream(odd_stream(vendor, chunk)))
+    events, exc = collect(make(vendor, upstream.url + vendor.url_suffix), chat(), mode)
+    assert [event for event in events if not isinstance(event, Usage)] == [TextDelta("Hel")]
+    assert isinstance(exc, UpstreamError)  # not an AttributeError, TypeError or KeyError
+    assert exc.code == "upstream"
+    assert exc.message == "The model provider sent a stream that could not be read."

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from streaming.events import Finish, ReasoningDelta, TextDelta, Usage
-from streaming.exceptions import Overloaded, ProviderAuthError, RateLimited
+from streaming.exceptions import Overloaded, ProviderAuthError, ProviderError, RateLimited, UpstreamError
 from streaming.providers.base import ChatMessage, ChatRequest
 from streaming.providers.gemini import GeminiProvider
 from tests.fake_upstream import FakeUpstream, Reply, collect, fixture, gemini_chunk, gemini_sse
@@ -51,6 +51,7 @@ def test_recorded_stream(upstream: FakeUpstream, mode: str) -> None:
     assert error is None
     # Output is candidates (2) plus thoughts (94): thoughts are billed as output.
     assert events == [
+        Usage(input_tokens=7, output_tokens=96, reasoning_tokens=94, partial=True),
         TextDelta("fixture ok"),
         Usage(input_tokens=7, output_tokens=96, reasoning_tokens=94),
         Finish("stop"),
@@ -106,7 +107,10 @@ def test_thoughts_are_reasoning_and_usage_is_the_last_total(upstream: FakeUpstre
     events, error = collect(provider(upstream), chat(reasoning=True), mode)
     assert error is None
     assert events == [
+        # Each chunk's running total comes just before its text; the last chunk's is the final count.
+        Usage(input_tokens=1200, output_tokens=40, reasoning_tokens=40, partial=True),
         ReasoningDelta("Let me think."),
+        Usage(input_tokens=1200, output_tokens=81, reasoning_tokens=80, partial=True),
         TextDelta("Answer"),
         TextDelta(" done."),
         # Usage metadata is cumulative per chunk: the last one counts, never a sum.
@@ -197,3 +201,64 @@ def test_no_automatic_continuation_request(upstream: FakeUpstream) -> None:
     assert error is None
     assert events == [TextDelta("Part one"), TextDelta(" two"), Finish("stop")]
     assert len(upstream.requests) == 3
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("error", "expected", "message"),
+    [
+        (
+            {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"},
+            Overloaded,
+            "The model provider is overloaded. Try again shortly."
+            " (during the stream: The model is overloaded.)",
+        ),
+        (
+            {"code": 429, "message": "Quota exceeded.", "status": "RESOURCE_EXHAUSTED"},
+            RateLimited,
+            "The model provider is rate limiting requests. Try again shortly."
+            " (during the stream: Quota exceeded.)",
+        ),
+        (
+            {"code": 500, "message": "Internal error.", "status": "INTERNAL"},
+            UpstreamError,
+            "The model provider returned an error. (during the stream: Internal error.)",
+        ),
+    ],
+)
+def test_an_error_chunk_says_it_came_during_the_stream(
+    upstream: FakeUpstream, mode: str, error: dict[str, object], expected: type, message: str
+) -> None:
+    # Its code is the chunk's, not a status line's: the response itself was a 200.
+    upstream.enqueue(Reply.stream(gemini_sse([gemini_chunk("Hel"), {"error": error}])))
+    events, exc = collect(provider(upstream), chat(), mode)
+    assert events == [TextDelta("Hel")]
+    assert type(exc) is expected
+    assert isinstance(exc, ProviderError)
+    assert (exc.message, exc.upstream_status) == (message, None)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_html_error_page_is_not_quoted(upstream: FakeUpstream, mode: str) -> None:
+    page = b"<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
+    upstream.enqueue(Reply(502, [page], {"content-type": "text/html"}))
+    _, exc = collect(provider(upstream), chat(), mode)
+    assert isinstance(exc, UpstreamError)
+    assert exc.message == "The model provider returned an error. (HTTP 502)"
+
+
+def test_tool_use_prompt_tokens_are_input(upstream: FakeUpstream) -> None:
+    usage = {
+        "promptTokenCount": 100,
+        "toolUsePromptTokenCount": 25,
+        "cachedContentTokenCount": 40,
+        "candidatesTokenCount": 7,
+    }
+    upstream.enqueue(Reply.stream(gemini_sse([gemini_chunk("Done.", finish="STOP", usage=usage)])))
+    events, error = collect(provider(upstream), chat(), "sync")
+    assert error is None
+    assert events == [
+        TextDelta("Done."),
+        Usage(input_tokens=125, output_tokens=7, cached_input_tokens=40),
+        Finish("stop"),
+    ]

@@ -8,7 +8,14 @@ from collections.abc import Iterator
 import pytest
 
 from streaming.events import Finish, ReasoningDelta, TextDelta, Usage
-from streaming.exceptions import ProviderAuthError, ProviderConnectionError, UpstreamError
+from streaming.exceptions import (
+    ProviderAuthError,
+    ProviderBadRequest,
+    ProviderConnectionError,
+    ProviderError,
+    RateLimited,
+    UpstreamError,
+)
 from streaming.providers.base import ChatMessage, ChatRequest
 from streaming.providers.openai import OpenAIProvider
 from tests.fake_upstream import (
@@ -226,3 +233,67 @@ def test_local_server_without_a_key(upstream: FakeUpstream, monkeypatch: pytest.
     events, exc = collect(provider(upstream, require_api_key=False), chat(), "sync")
     assert exc is None
     assert events[-1] == Finish("stop")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_used_up_quota_is_rate_limited_but_not_retryable(upstream: FakeUpstream, mode: str) -> None:
+    quota = {
+        "error": {
+            "message": "You exceeded your current quota, please check your plan and billing details.",
+            "type": "insufficient_quota",
+            "param": None,
+            "code": "insufficient_quota",
+        }
+    }
+    upstream.enqueue(Reply.json(429, quota))
+    _, error = collect(provider(upstream), chat(), mode)
+    assert isinstance(error, RateLimited)
+    assert (error.code, error.retryable) == ("rate_limited", False)
+    assert error.message == (
+        "The server's quota with the model provider is used up. (HTTP 429: You exceeded your current quota,"
+        " please check your plan and billing details.)"
+    )
+    assert len(upstream.requests) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("body", "expected", "message"),
+    [
+        (
+            {"error": {"message": "The model `gpt-x` does not exist", "type": "invalid_request_error"}},
+            ProviderBadRequest,
+            "The model provider refused the request. (instead of a stream: The model `gpt-x` does not exist)",
+        ),
+        (  # vLLM's shape
+            {"object": "error", "message": "Context too long.", "type": "BadRequestError", "code": 400},
+            ProviderBadRequest,
+            "The model provider refused the request. (instead of a stream: Context too long.)",
+        ),
+        (
+            {"error": {"message": "Rate limit reached.", "type": "requests", "code": "rate_limit_exceeded"}},
+            RateLimited,
+            "The model provider is rate limiting requests. Try again shortly."
+            " (instead of a stream: Rate limit reached.)",
+        ),
+        (
+            {"error": {"message": "The server had an error.", "type": "server_error"}},
+            UpstreamError,
+            "The model provider returned an error. (instead of a stream: The server had an error.)",
+        ),
+        (  # not an error, and not a stream either
+            {"id": "chatcmpl-1", "object": "chat.completion", "choices": []},
+            UpstreamError,
+            "The model provider sent a stream that could not be read.",
+        ),
+    ],
+)
+def test_a_json_body_with_status_200_is_read_as_the_error_it_is(
+    upstream: FakeUpstream, mode: str, body: dict[str, object], expected: type, message: str
+) -> None:
+    # Some OpenAI-compatible servers answer a failed streaming request with a JSON error and status 200.
+    upstream.enqueue(Reply.json(200, body))
+    events, error = collect(provider(upstream), chat(), mode)
+    assert events == []
+    assert type(error) is expected
+    assert isinstance(error, ProviderError) and error.message == message

@@ -19,7 +19,14 @@ from streaming.exceptions import (
     UpstreamError,
 )
 from streaming.providers.sse_lines import SSEDecoder, iter_sse
-from streaming.providers.upstream import SDKClients, UpstreamAbort, clean, retry_after, status_error
+from streaming.providers.upstream import (
+    SDKClients,
+    UpstreamAbort,
+    clean,
+    redacted,
+    retry_after,
+    status_error,
+)
 
 STREAM = (
     b": a comment\r\n"
@@ -81,6 +88,10 @@ def test_sse_event_waits_for_its_blank_line() -> None:
         (None, {"type": "error", "error": {"type": "overloaded_error"}}, Overloaded),
         (None, {"error": {"message": "x", "type": "rate_limit_exceeded"}}, RateLimited),
         (None, {"error": {"message": "x"}}, UpstreamError),
+        # Without a status line, a status in the body classifies (Google's chunks, vLLM's errors).
+        (None, {"error": {"code": 503, "message": "busy"}}, Overloaded),
+        (None, {"object": "error", "code": 400, "message": "too long"}, ProviderBadRequest),
+        (None, {"error": {"code": 7, "message": "not a status"}}, UpstreamError),
     ],
 )
 def test_status_error_classes(status: int | None, body: Any, expected: type) -> None:
@@ -153,3 +164,12 @@ def test_sdk_clients_one_sync_and_one_per_loop() -> None:
     assert first is again
     other, _ = asyncio.run(twice())
     assert other is not first  # a new event loop gets its own client
+
+
+def test_redacted_removes_the_key_from_any_provider_error() -> None:
+    error = redacted(UpstreamError("Failed for sk-live-123, Bearer abc.def sent"), ["sk-live-123", None])
+    assert error.message == "Failed for [redacted], Bearer [redacted] sent"
+    assert str(error) == error.message
+    untouched = ProviderTimeout()
+    assert redacted(untouched, ["sk-live-123"]) is untouched
+    assert untouched.message == ProviderTimeout.default_message

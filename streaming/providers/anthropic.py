@@ -26,17 +26,20 @@ import anthropic
 import orjson
 
 from streaming.events import Event, Finish, ReasoningDelta, TextDelta, Usage
-from streaming.exceptions import ProviderConnectionError, ProviderError, ProviderTimeout, UpstreamError
+from streaming.exceptions import ProviderConnectionError, ProviderError, ProviderTimeout
 from streaming.providers.base import ChatRequest, Provider
 from streaming.providers.sse_lines import aiter_sse, iter_sse
 from streaming.providers.upstream import (
+    ErrorEvent,
     SDKClients,
+    as_text,
+    common_error,
     malformed,
     missing_key,
     notify_open,
+    redacted,
     status_error,
     transport_classes,
-    transport_error,
     truncated,
 )
 
@@ -61,41 +64,60 @@ class MessageEvents:
     """The mapping from Messages stream events to events, shared by ``stream`` and ``astream``.
 
     Usage arrives twice: ``message_start`` has the input side (and a first output count);
-    ``message_delta`` has the cumulative output count and may restate the input fields.
+    ``message_delta`` has the cumulative output count and may restate the input fields. The first is
+    yielded as a partial ``Usage`` just before the first text, so a reply stopped or failed after
+    that text keeps the exact input side (cache reads and writes included). Not on its own: until the
+    first text a failure is retried, and a call that produced nothing has no usage.
     """
 
-    __slots__ = ("stop_reason", "stopped", "usage")
+    __slots__ = ("reported", "stop_reason", "stopped", "usage")
 
     def __init__(self) -> None:
         self.usage: dict[str, int] = {}
         self.stop_reason: str | None = None
         self.stopped = False
+        self.reported = False
 
     def feed(self, data: bytes) -> list[Event]:
         event = orjson.loads(data)
         kind = event.get("type") if isinstance(event, dict) else None
+        if kind == "error":
+            raise ErrorEvent(event)
+        try:
+            return self._events(kind, event)
+        except (AttributeError, TypeError):  # a delta, message or usage that is not an object
+            raise malformed() from None
+
+    def _events(self, kind: object, event: dict[str, Any]) -> list[Event]:
         if kind == "content_block_delta":
             delta = event.get("delta") or {}
             delta_type = delta.get("type")
             if delta_type == "text_delta" and delta.get("text"):
-                return [TextDelta(delta["text"])]
+                return self._first_report(TextDelta(as_text(delta["text"])))
             if delta_type == "thinking_delta" and delta.get("thinking"):
-                return [ReasoningDelta(delta["thinking"])]
+                return self._first_report(ReasoningDelta(as_text(delta["thinking"])))
             return []  # signature_delta, input_json_delta, citations_delta
         if kind == "message_start":
             self._merge((event.get("message") or {}).get("usage"))
         elif kind == "message_delta":
-            self.stop_reason = (event.get("delta") or {}).get("stop_reason") or self.stop_reason
+            stop_reason = (event.get("delta") or {}).get("stop_reason")
+            self.stop_reason = as_text(stop_reason) if stop_reason else self.stop_reason
             self._merge(event.get("usage"))
         elif kind == "message_stop":
             self.stopped = True
-        elif kind == "error":
-            raise status_error(None, event)
         return []
+
+    def _first_report(self, delta: TextDelta | ReasoningDelta) -> list[Event]:
+        if self.reported or not self.usage:
+            return [delta]
+        self.reported = True
+        return [usage_from(self.usage, partial=True), delta]
 
     def _merge(self, usage: Mapping[str, Any] | None) -> None:
         if not usage:
             return
+        if not isinstance(usage, Mapping):
+            raise malformed()
         for name in _USAGE_FIELDS:
             if isinstance(usage.get(name), int):
                 self.usage[name] = usage[name]
@@ -112,7 +134,7 @@ class MessageEvents:
         return events
 
 
-def usage_from(usage: Mapping[str, int]) -> Usage:
+def usage_from(usage: Mapping[str, int], *, partial: bool = False) -> Usage:
     """Anthropic counts cache reads and writes apart from ``input_tokens``: SPEC §2 adds them up."""
     cache_read = usage.get("cache_read_input_tokens", 0)
     cache_write = usage.get("cache_creation_input_tokens", 0)
@@ -122,6 +144,7 @@ def usage_from(usage: Mapping[str, int]) -> Usage:
         cached_input_tokens=cache_read,
         cache_write_tokens=cache_write,
         reasoning_tokens=usage.get("thinking_tokens", 0),
+        partial=partial,
     )
 
 
@@ -179,17 +202,18 @@ class AnthropicProvider(Provider):
         return params
 
     def _error(self, exc: Exception) -> ProviderError:
+        """The one way a failure leaves ``stream``/``astream``: a ``ProviderError`` without the key, which
+        an error body or an ``event: error`` may quote."""
+        secrets = [self.api_key()]
         if isinstance(exc, anthropic.APIStatusError):
-            return status_error(
-                exc.status_code, exc.body, headers=exc.response.headers, secrets=[self.api_key()]
-            )
-        if isinstance(exc, anthropic.APITimeoutError):
-            return ProviderTimeout()
-        if isinstance(exc, anthropic.APIConnectionError):
-            return ProviderConnectionError()
-        if isinstance(exc, orjson.JSONDecodeError):
-            return malformed()
-        return transport_error(exc) or UpstreamError()
+            error = status_error(exc.status_code, exc.body, headers=exc.response.headers, secrets=secrets)
+        elif isinstance(exc, anthropic.APITimeoutError):
+            error = ProviderTimeout()
+        elif isinstance(exc, anthropic.APIConnectionError):
+            error = ProviderConnectionError()
+        else:
+            error = common_error(exc, secrets)
+        return redacted(error, secrets)
 
     def stream(self, request: ChatRequest) -> Iterator[Event]:
         try:
@@ -223,4 +247,4 @@ class AnthropicProvider(Provider):
 
 def _failures() -> tuple[type[Exception], ...]:
     """What the SDK and the stream may raise; each becomes a ``ProviderError``."""
-    return (anthropic.AnthropicError, orjson.JSONDecodeError, *transport_classes())
+    return (ProviderError, ErrorEvent, anthropic.AnthropicError, orjson.JSONDecodeError, *transport_classes())

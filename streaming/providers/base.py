@@ -7,8 +7,11 @@ written once per provider and shared by both.
 
 Rules every provider follows:
 
-* Yield ``TextDelta`` / ``ReasoningDelta`` as they arrive, one ``Usage`` when the vendor reports it,
-  and one ``Finish`` at the end.
+* Yield ``TextDelta`` / ``ReasoningDelta`` as they arrive, one ``Usage`` when the vendor reports its
+  final count, and one ``Finish`` at the end. A count the vendor reports while it streams may be
+  yielded as ``Usage(..., partial=True)``, just before the delta it comes with (so that whoever sees
+  the text has it), but never before the reply has a first delta: the service layer takes the first
+  event for the first token, and retries nothing after it.
 * Raise a ``streaming.exceptions.ProviderError`` subclass for every failure, never a vendor exception.
 * Close the upstream HTTP connection when the generator is closed early (``close()`` / ``aclose()``
   or task cancellation): that is how a stopped reply stops costing money.
@@ -71,6 +74,10 @@ class Provider:
         if "api_key_env" in self.options:
             return [self.options["api_key_env"]]
         return list(self.key_env)
+
+    def needs_api_key(self) -> bool:
+        """Whether calls fail without a key (``streaming.W004`` warns when none is set)."""
+        return bool(self.key_variables())
 
     def stream(self, request: ChatRequest) -> Iterator[Event]:
         raise NotImplementedError

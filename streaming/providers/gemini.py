@@ -28,17 +28,18 @@ from google import genai
 from google.genai import errors, types
 
 from streaming.events import Event, Finish, ReasoningDelta, TextDelta, Usage
-from streaming.exceptions import ProviderError, UpstreamError
+from streaming.exceptions import ProviderError
 from streaming.providers.base import ChatRequest, Provider
 from streaming.providers.upstream import (
     SDKClients,
+    common_error,
     hang_up_for,
     malformed,
     missing_key,
     notify_open,
+    redacted,
     status_error,
     transport_classes,
-    transport_error,
     truncated,
 )
 
@@ -59,23 +60,40 @@ FINISH_REASONS = {
 }
 
 
+# What the SDK raises for a chunk of an odd shape: pydantic's ValidationError (a ValueError), or an
+# AttributeError or TypeError from its converters (a finishReason that is a number, a chunk that is one).
+_UNREADABLE = (ValueError, TypeError, AttributeError, KeyError)
+
+
 class GeminiChunks:
     """The mapping from ``GenerateContentResponse`` chunks to events, shared by ``stream`` and ``astream``.
 
     Each chunk's ``usage_metadata`` is the running total so far: the last one is the call's usage.
+    The ones before it are yielded as partial ``Usage``, each before its chunk's deltas, once the reply
+    has text: a reply stopped or failed midway keeps the exact prompt count. Not before the first
+    text: until then a failure is retried, and a call that produced nothing has no usage.
     """
 
-    __slots__ = ("finish_reason", "usage")
+    __slots__ = ("finish_reason", "started", "usage")
 
     def __init__(self) -> None:
         self.usage: types.GenerateContentResponseUsageMetadata | None = None
         self.finish_reason: str | None = None
+        self.started = False
 
     def feed(self, chunk: types.GenerateContentResponse) -> list[Event]:
         if chunk.usage_metadata is not None:
             self.usage = chunk.usage_metadata
         if chunk.prompt_feedback is not None and chunk.prompt_feedback.block_reason:
             self.finish_reason = "content-filter"
+        deltas = self._deltas(chunk)
+        self.started = self.started or bool(deltas)
+        # (A chunk that finishes the reply has the final count, which ``end`` yields.)
+        if self.started and chunk.usage_metadata is not None and self.finish_reason is None:
+            return [usage_from(chunk.usage_metadata, partial=True), *deltas]
+        return deltas
+
+    def _deltas(self, chunk: types.GenerateContentResponse) -> list[Event]:
         if not chunk.candidates:
             return []
         candidate = chunk.candidates[0]
@@ -94,7 +112,7 @@ class GeminiChunks:
         return events
 
 
-def usage_from(usage: types.GenerateContentResponseUsageMetadata) -> Usage:
+def usage_from(usage: types.GenerateContentResponseUsageMetadata, *, partial: bool = False) -> Usage:
     """``prompt_token_count`` includes cached content; thoughts are counted apart from candidates."""
     thoughts = usage.thoughts_token_count or 0
     return Usage(
@@ -102,6 +120,7 @@ def usage_from(usage: types.GenerateContentResponseUsageMetadata) -> Usage:
         output_tokens=(usage.candidates_token_count or 0) + thoughts,
         cached_input_tokens=usage.cached_content_token_count or 0,
         reasoning_tokens=thoughts,
+        partial=partial,
     )
 
 
@@ -150,6 +169,8 @@ def _next(chunks: Iterator[types.GenerateContentResponse], opened: _OpenedRespon
     token = _opened.set(opened)
     try:
         return next(chunks, None)
+    except _UNREADABLE:
+        raise malformed() from None
     finally:
         _opened.reset(token)
 
@@ -158,6 +179,8 @@ async def _anext(chunks: AsyncIterator[types.GenerateContentResponse], opened: _
     token = _opened.set(opened)
     try:
         return await anext(chunks, None)
+    except _UNREADABLE:
+        raise malformed() from None
     finally:
         _opened.reset(token)
 
@@ -217,13 +240,21 @@ class GeminiProvider(Provider):
         return {"model": request.model, "contents": contents, "config": config}
 
     def _error(self, exc: Exception) -> ProviderError:
+        """The one way a failure leaves ``stream``/``astream``: a ``ProviderError`` without the key, which
+        an error body or an error chunk may quote."""
+        secrets = [self.api_key()]
         if isinstance(exc, errors.APIError):
-            status = exc.code if isinstance(exc.code, int) else None
+            # An error chunk inside the stream comes with the stream's own response (status 200) and
+            # the chunk's code as exc.code: it has no status line of its own, like the other vendors'.
+            in_stream = getattr(exc.response, "status_code", None) == 200
+            status = exc.code if isinstance(exc.code, int) and not in_stream else None
             headers = getattr(exc.response, "headers", None)
-            return status_error(status, exc.details, headers=headers, secrets=[self.api_key()])
-        if isinstance(exc, errors.UnknownApiResponseError):
-            return malformed()
-        return transport_error(exc) or UpstreamError()
+            error = status_error(status, exc.details, headers=headers, secrets=secrets)
+        elif isinstance(exc, errors.UnknownApiResponseError):
+            error = malformed()
+        else:
+            error = common_error(exc, secrets)
+        return redacted(error, secrets)
 
     def stream(self, request: ChatRequest) -> Iterator[Event]:
         opened = _OpenedResponses(request)
@@ -265,4 +296,4 @@ async def _nothing() -> None:
 
 def _failures() -> tuple[type[Exception], ...]:
     """What the SDK and the stream may raise; each becomes a ``ProviderError``."""
-    return (errors.APIError, errors.UnknownApiResponseError, *transport_classes())
+    return (ProviderError, errors.APIError, errors.UnknownApiResponseError, *transport_classes())

@@ -28,17 +28,20 @@ import openai
 import orjson
 
 from streaming.events import Event, Finish, ReasoningDelta, TextDelta, Usage
-from streaming.exceptions import ProviderConnectionError, ProviderError, ProviderTimeout, UpstreamError
+from streaming.exceptions import ProviderConnectionError, ProviderError, ProviderTimeout
 from streaming.providers.base import ChatRequest, Provider
 from streaming.providers.sse_lines import aiter_sse, iter_sse
 from streaming.providers.upstream import (
+    ErrorEvent,
     SDKClients,
+    as_text,
+    common_error,
     malformed,
     missing_key,
     notify_open,
+    redacted,
     status_error,
     transport_classes,
-    transport_error,
     truncated,
 )
 
@@ -53,8 +56,8 @@ FINISH_REASONS = {
 }
 
 
-def _int(mapping: Mapping[str, Any] | None, key: str) -> int:
-    value = mapping.get(key) if mapping else None
+def _int(mapping: object, key: str) -> int:
+    value = mapping.get(key) if isinstance(mapping, Mapping) else None
     return value if isinstance(value, int) else 0
 
 
@@ -90,9 +93,18 @@ class ChatCompletionChunks:
         if not isinstance(chunk, dict):
             return []
         if chunk.get("error"):
-            raise status_error(None, chunk)
-        if chunk.get("usage"):
-            self.usage = chunk["usage"]
+            raise ErrorEvent(chunk)
+        try:
+            return self._events(chunk)
+        except (AttributeError, TypeError):  # a choice or delta that is not an object
+            raise malformed() from None
+
+    def _events(self, chunk: dict[str, Any]) -> list[Event]:
+        usage = chunk.get("usage")
+        if usage:
+            if not isinstance(usage, dict):
+                raise malformed()
+            self.usage = usage
         events: list[Event] = []
         for choice in chunk.get("choices") or ():
             if choice.get("index", 0) != 0:
@@ -104,9 +116,10 @@ class ChatCompletionChunks:
                 events.append(ReasoningDelta(reasoning))
             text = delta.get("content") or delta.get("refusal")
             if text:
-                events.append(TextDelta(text))
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
+                events.append(TextDelta(as_text(text)))
+            finish_reason = choice.get("finish_reason")
+            if finish_reason:
+                self.finish_reason = as_text(finish_reason)
         return events
 
     def end(self) -> list[Event]:
@@ -116,6 +129,15 @@ class ChatCompletionChunks:
         events: list[Event] = [usage_from(self.usage)] if self.usage else []
         events.append(Finish(FINISH_REASONS.get(self.finish_reason or "", "other")))
         return events
+
+
+def not_a_stream(data: bytes) -> Exception:
+    """What a JSON body says where the stream should be: some compatible servers answer an error this
+    way, with status 200 (vLLM's shape has no ``error`` key, but ``"object": "error"``)."""
+    body = orjson.loads(data)
+    if isinstance(body, dict) and (body.get("error") or body.get("object") == "error"):
+        return ErrorEvent(body, where="instead of a stream")
+    return malformed()
 
 
 class OpenAIProvider(Provider):
@@ -129,6 +151,10 @@ class OpenAIProvider(Provider):
             lambda: openai.OpenAI(**self._client_options()),
             lambda: openai.AsyncOpenAI(**self._client_options()),
         )
+
+    def needs_api_key(self) -> bool:
+        # A local server (Ollama, vLLM) takes calls without one.
+        return super().needs_api_key() and bool(self.options.get("require_api_key", True))
 
     def base_url(self) -> str:
         env = self.options.get("base_url_env", "OPENAI_BASE_URL")
@@ -165,17 +191,18 @@ class OpenAIProvider(Provider):
         return params
 
     def _error(self, exc: Exception) -> ProviderError:
+        """The one way a failure leaves ``stream``/``astream``: a ``ProviderError`` without the key, which
+        an error body or an error chunk may quote."""
+        secrets = [self.api_key()]
         if isinstance(exc, openai.APIStatusError):
-            return status_error(
-                exc.status_code, exc.body, headers=exc.response.headers, secrets=[self.api_key()]
-            )
-        if isinstance(exc, openai.APITimeoutError):
-            return ProviderTimeout()
-        if isinstance(exc, openai.APIConnectionError):
-            return ProviderConnectionError()
-        if isinstance(exc, orjson.JSONDecodeError):
-            return malformed()
-        return transport_error(exc) or UpstreamError()
+            error = status_error(exc.status_code, exc.body, headers=exc.response.headers, secrets=secrets)
+        elif isinstance(exc, openai.APITimeoutError):
+            error = ProviderTimeout()
+        elif isinstance(exc, openai.APIConnectionError):
+            error = ProviderConnectionError()
+        else:
+            error = common_error(exc, secrets)
+        return redacted(error, secrets)
 
     def stream(self, request: ChatRequest) -> Iterator[Event]:
         try:
@@ -183,6 +210,8 @@ class OpenAIProvider(Provider):
             with client.chat.completions.with_streaming_response.create(**self._params(request)) as response:
                 notify_open(request, response.http_response)
                 chunks = ChatCompletionChunks()
+                if _is_json(response.http_response):
+                    raise not_a_stream(response.http_response.read())
                 with closing(iter_sse(response.http_response.iter_bytes())) as events:
                     for _name, data in events:
                         yield from chunks.feed(data)
@@ -197,6 +226,8 @@ class OpenAIProvider(Provider):
             async with client.chat.completions.with_streaming_response.create(**params) as response:
                 notify_open(request, response.http_response)
                 chunks = ChatCompletionChunks()
+                if _is_json(response.http_response):
+                    raise not_a_stream(await response.http_response.aread())
                 async with aclosing(aiter_sse(response.http_response.aiter_bytes())) as events:
                     async for _name, data in events:
                         for event in chunks.feed(data):
@@ -207,6 +238,10 @@ class OpenAIProvider(Provider):
             raise self._error(exc) from None
 
 
+def _is_json(response: Any) -> bool:
+    return "json" in response.headers.get("content-type", "")
+
+
 def _failures() -> tuple[type[Exception], ...]:
     """What the SDK and the stream may raise; each becomes a ``ProviderError``."""
-    return (openai.OpenAIError, orjson.JSONDecodeError, *transport_classes())
+    return (ProviderError, ErrorEvent, openai.OpenAIError, orjson.JSONDecodeError, *transport_classes())

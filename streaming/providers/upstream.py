@@ -2,6 +2,8 @@
 
 * ``status_error`` / ``transport_error`` / ``clean``: vendor failures as ``ProviderError`` subclasses with
   a human sentence, the vendor's own words with any key removed, and ``retry_after`` from the headers.
+* ``ErrorEvent`` / ``common_error`` / ``redacted``: how every failure leaves a provider's stream, with its key
+  removed, whether the SDK raised it or an error event inside the stream did.
 * ``UpstreamAbort`` and ``notify_open``: let another thread hang up a call whose read is blocked.
 * ``SDKClients``: one sync SDK client per provider and one async client per event loop, made lazily.
 """
@@ -78,6 +80,12 @@ _BY_KIND: dict[str, type[ProviderError]] = {
     "internal": UpstreamError,
 }
 
+# Kinds that keep their code but are not worth another call to the same model: a quota used up is a
+# billing problem, not a rate limit that passes (the fallback chain is still tried).
+_NOT_TRANSIENT: dict[str, str] = {
+    "insufficient_quota": "The server's quota with the model provider is used up.",
+}
+
 _SECRET_PATTERNS = (
     (re.compile(r"(?i)\b(bearer)\s+[^\s\"',]+"), r"\1 [redacted]"),
     (re.compile(r"(?i)\b(key|api_key|x-api-key|x-goog-api-key)=[^&\s\"',]+"), r"\1=[redacted]"),
@@ -85,14 +93,20 @@ _SECRET_PATTERNS = (
 _MAX_DETAIL = 300
 
 
-def clean(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """``text`` without the given secrets or anything shaped like a credential, one line, bounded."""
+def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` without the given secrets or anything shaped like a credential."""
     for secret in secrets:
         if secret and secret.strip():
             text = text.replace(secret.strip(), "[redacted]")
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
-    text = " ".join(text.split())
+    return text
+
+
+def clean(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` without the given secrets or anything shaped like a credential, one line, bounded."""
+    # Secrets go first: cut at the bound, a key would leave a prefix that no longer matches.
+    text = " ".join(scrub(text, secrets).split())
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
 
 
@@ -101,18 +115,23 @@ def error_detail(body: object) -> tuple[str, str]:
     if isinstance(body, list) and len(body) == 1:
         body = body[0]
     if isinstance(body, (bytes, str)):
-        text = (body.decode("utf-8", "replace") if isinstance(body, bytes) else body).strip()
-        return ("" if text.startswith("<") else text), ""  # an HTML error page says nothing useful
+        return _words(body), ""
     if not isinstance(body, Mapping):
         return "", ""
     error = body.get("error", body)
     if not isinstance(error, Mapping):
-        return str(error), ""
-    message = error.get("message") or ""
+        return _words(str(error)), ""
+    # (google-genai wraps a body that is not JSON, an HTML page too, as {"message": text, "status": reason})
+    message = _words(str(error.get("message") or ""))
     # Most specific first: Google's reason, then code, status, type.
     kinds = [*_google_reasons(error), error.get("code"), error.get("status"), error.get("type")]
     kind = next((k.lower() for k in kinds if isinstance(k, str) and k.lower() in _BY_KIND), "")
-    return str(message), kind
+    return message, kind
+
+
+def _words(text: str | bytes) -> str:
+    text = (text.decode("utf-8", "replace") if isinstance(text, bytes) else text).strip()
+    return "" if text.startswith("<") else text  # an HTML error page says nothing useful
 
 
 def _google_reasons(error: Mapping[str, Any]) -> list[str]:
@@ -128,14 +147,28 @@ def status_error(
     *,
     headers: Mapping[str, str] | None = None,
     secrets: Iterable[str | None] = (),
+    where: str | None = None,
 ) -> ProviderError:
-    """The ``ProviderError`` for a vendor's error response (or a mid-stream error event, ``status`` None)."""
+    """The ``ProviderError`` for a vendor's error response (or a mid-stream error event, ``status`` None).
+
+    Without a status line, a status in the body (Google's ``code``, vLLM's) classifies the error.
+    """
     message, kind = error_detail(body)
-    cls = _error_class(status, kind)
+    cls = _error_class(status if status is not None else _body_status(body), kind)
     detail = clean(message, secrets)
-    where = f"HTTP {status}" if status else "during the stream"
-    text = f"{cls.default_message} ({where}: {detail})" if detail else f"{cls.default_message} ({where})"
-    return cls(text, retry_after=retry_after(headers, body), upstream_status=status)
+    where = where or (f"HTTP {status}" if status else "during the stream")
+    sentence = _NOT_TRANSIENT.get(kind, cls.default_message)
+    text = f"{sentence} ({where}: {detail})" if detail else f"{sentence} ({where})"
+    retryable = False if kind in _NOT_TRANSIENT else None
+    return cls(text, retry_after=retry_after(headers, body), upstream_status=status, retryable=retryable)
+
+
+def _body_status(body: object) -> int | None:
+    if isinstance(body, list) and len(body) == 1:
+        body = body[0]
+    error = body.get("error", body) if isinstance(body, Mapping) else None
+    code = error.get("code") if isinstance(error, Mapping) else None
+    return code if isinstance(code, int) and 400 <= code <= 599 else None
 
 
 _CLIENT_SIDE = (ProviderBadRequest, ProviderAuthError, RateLimited)
@@ -221,6 +254,14 @@ def malformed() -> UpstreamError:
     return UpstreamError("The model provider sent a stream that could not be read.")
 
 
+def as_text(value: object) -> str:
+    """``value``, which becomes part of the reply: a string, or the stream is malformed (anything else
+    would fail later, far from the chunk that carried it)."""
+    if not isinstance(value, str):
+        raise malformed()
+    return value
+
+
 def truncated() -> ProviderConnectionError:
     return ProviderConnectionError("The model provider closed the stream before the reply was complete.")
 
@@ -228,6 +269,43 @@ def truncated() -> ProviderConnectionError:
 def missing_key(provider_name: str, variables: list[str]) -> ProviderAuthError:
     names = " or ".join(variables) or "an API key variable"
     return ProviderAuthError(f"No API key is configured for the provider {provider_name!r}: set {names}.")
+
+
+class ErrorEvent(Exception):
+    """An error the vendor sent inside a stream (an OpenAI error chunk, Anthropic's ``event: error``), or
+    instead of one (``where`` says so).
+
+    The chunk mappings raise it without knowing the key; the provider turns it into a ``ProviderError``
+    in ``common_error``, where the key is at hand. Its own text never carries the vendor's words.
+    """
+
+    def __init__(self, body: object, where: str = "during the stream") -> None:
+        super().__init__("the model provider sent an error event")
+        self.body = body
+        self.where = where
+
+
+def common_error(exc: BaseException, secrets: Iterable[str | None]) -> ProviderError:
+    """The ``ProviderError`` for a failure that is not the SDK's own: an ``ErrorEvent``, a stream that
+    could not be parsed, a transport error; a ``ProviderError`` is kept as it is."""
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, ErrorEvent):
+        return status_error(None, exc.body, secrets=secrets, where=exc.where)
+    if isinstance(exc, ValueError):  # orjson.JSONDecodeError, pydantic's ValidationError
+        return malformed()
+    return transport_error(exc) or UpstreamError()
+
+
+def redacted(error: ProviderError, secrets: Iterable[str | None]) -> ProviderError:
+    """``error`` with any secret or credential removed from its message: the last step of every failure
+    that leaves a provider's ``stream``/``astream``, so that no path can carry a key to a user, the
+    database or a log, even one that forgot to pass ``secrets`` to ``status_error``."""
+    message = scrub(error.message, secrets)
+    if message != error.message:
+        error.message = message
+        error.args = (message,)
+    return error
 
 
 # -- hanging up from another thread ---------------------------------------------------------------
