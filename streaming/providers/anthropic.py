@@ -29,6 +29,7 @@ from streaming.events import Event, Finish, ReasoningDelta, TextDelta, Usage
 from streaming.exceptions import ProviderConnectionError, ProviderError, ProviderTimeout
 from streaming.providers.base import ChatRequest, Provider
 from streaming.providers.sse_lines import aiter_sse, iter_sse
+from streaming.providers.transport import async_http_client
 from streaming.providers.upstream import (
     ErrorEvent,
     SDKClients,
@@ -157,7 +158,9 @@ class AnthropicProvider(Provider):
         super().__init__(name, options)
         self._clients: SDKClients[anthropic.Anthropic, anthropic.AsyncAnthropic] = SDKClients(
             lambda: anthropic.Anthropic(**self._client_options()),
-            lambda: anthropic.AsyncAnthropic(**self._client_options()),
+            lambda: anthropic.AsyncAnthropic(
+                **self._client_options(), **async_http_client(anthropic.DefaultAsyncHttpxClient, self.options)
+            ),
         )
 
     def base_url(self) -> str:

@@ -1,8 +1,8 @@
 """OpenAI Chat Completions, and every server that speaks it (Groq, DeepSeek, Ollama, vLLM, OpenRouter...).
 
-The SDK builds and authenticates the request and classifies HTTP errors; the stream itself is read
-from its raw response (``with_streaming_response``) and parsed with orjson, about six times cheaper
-than the SDK's per-chunk objects.
+The SDK sends and authenticates the request (its ``client.post``: base URL, headers, timeouts) and
+classifies HTTP errors; the body is built here, and the stream is read from the SDK's raw response
+and parsed with orjson, about six times cheaper than the SDK's per-chunk objects.
 
 ``OPTIONS`` (all optional):
 
@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import aclosing, closing
 from typing import Any, ClassVar
 
+import httpx2
 import openai
 import orjson
 
@@ -31,6 +32,7 @@ from streaming.events import Event, Finish, ReasoningDelta, TextDelta, Usage
 from streaming.exceptions import ProviderConnectionError, ProviderError, ProviderTimeout
 from streaming.providers.base import ChatRequest, Provider
 from streaming.providers.sse_lines import aiter_sse, iter_sse
+from streaming.providers.transport import async_http_client
 from streaming.providers.upstream import (
     ErrorEvent,
     SDKClients,
@@ -149,7 +151,9 @@ class OpenAIProvider(Provider):
         super().__init__(name, options)
         self._clients: SDKClients[openai.OpenAI, openai.AsyncOpenAI] = SDKClients(
             lambda: openai.OpenAI(**self._client_options()),
-            lambda: openai.AsyncOpenAI(**self._client_options()),
+            lambda: openai.AsyncOpenAI(
+                **self._client_options(), **async_http_client(openai.DefaultAsyncHttpxClient, self.options)
+            ),
         )
 
     def needs_api_key(self) -> bool:
@@ -186,9 +190,16 @@ class OpenAIProvider(Provider):
             params[self.options.get("max_tokens_param", "max_completion_tokens")] = int(limit)
         if request.reasoning and self.options.get("reasoning_effort"):
             params["reasoning_effort"] = self.options["reasoning_effort"]
-        if self.options.get("extra_body"):
-            params["extra_body"] = dict(self.options["extra_body"])
+        params.update(self.options.get("extra_body") or {})
         return params
+
+    def _post(self, client: Any, request: ChatRequest) -> Any:
+        """Send the request through the SDK's client (its URL, authentication, headers, timeouts and
+        error classes), with the body built here: ``chat.completions.create`` would first run every
+        message through the SDK's TypedDict transform to send the same JSON, 0.2 ms for one message
+        and 5 ms for a 40-message history, on the path to the first token."""
+        body = orjson.dumps(self._params(request))
+        return client.post("/chat/completions", cast_to=httpx2.Response, content=body, stream=True)
 
     def _error(self, exc: Exception) -> ProviderError:
         """The one way a failure leaves ``stream``/``astream``: a ``ProviderError`` without the key, which
@@ -206,13 +217,13 @@ class OpenAIProvider(Provider):
 
     def stream(self, request: ChatRequest) -> Iterator[Event]:
         try:
-            client = self._clients.sync()
-            with client.chat.completions.with_streaming_response.create(**self._params(request)) as response:
-                notify_open(request, response.http_response)
+            response = self._post(self._clients.sync(), request)
+            with closing(response):
+                notify_open(request, response)
                 chunks = ChatCompletionChunks()
-                if _is_json(response.http_response):
-                    raise not_a_stream(response.http_response.read())
-                with closing(iter_sse(response.http_response.iter_bytes())) as events:
+                if _is_json(response):
+                    raise not_a_stream(response.read())
+                with closing(iter_sse(response.iter_bytes())) as events:
                     for _name, data in events:
                         yield from chunks.feed(data)
                 yield from chunks.end()
@@ -221,14 +232,13 @@ class OpenAIProvider(Provider):
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[Event]:
         try:
-            client = self._clients.for_loop()
-            params = self._params(request)
-            async with client.chat.completions.with_streaming_response.create(**params) as response:
-                notify_open(request, response.http_response)
+            response = await self._post(self._clients.for_loop(), request)
+            async with aclosing(response):
+                notify_open(request, response)
                 chunks = ChatCompletionChunks()
-                if _is_json(response.http_response):
-                    raise not_a_stream(await response.http_response.aread())
-                async with aclosing(aiter_sse(response.http_response.aiter_bytes())) as events:
+                if _is_json(response):
+                    raise not_a_stream(await response.aread())
+                async with aclosing(aiter_sse(response.aiter_bytes())) as events:
                     async for _name, data in events:
                         for event in chunks.feed(data):
                             yield event
