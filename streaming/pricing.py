@@ -13,6 +13,7 @@ updater is never started, so a price snapshot names the exact data it came from.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -116,8 +117,22 @@ def cost_string(amount: Decimal | None) -> str | None:
     return None if amount is None else format(quantize(amount), "f")
 
 
+@functools.cache
 def library_source() -> str:
     return f"genai-prices=={version('genai-prices')}"
+
+
+# The (provider, model) pairs a price data snapshot does not know. genai-prices remembers the models
+# it found, but looks an unknown one up again each time, through every model of the provider (a
+# local server's model, a fine-tune): about half a millisecond per reply, for the same answer.
+_unknown: tuple[Any, set[tuple[str, str]]] = (None, set())  # (the snapshot they are unknown to, pairs)
+
+
+def _unknown_pairs(snapshot: Any) -> set[tuple[str, str]]:
+    global _unknown
+    if _unknown[0] is not snapshot:
+        _unknown = (snapshot, set())
+    return _unknown[1]
 
 
 def price_usage(
@@ -159,6 +174,7 @@ def price_with_rates(counts: TokenCounts, rates: Rates, *, source: str) -> Price
 def library_price(counts: TokenCounts, *, provider: str, model: str, at: datetime) -> Price:
     """Price with genai-prices' bundled data; ``unpriced`` when it does not know the provider or model."""
     import genai_prices
+    from genai_prices import data_snapshot
 
     usage = genai_prices.Usage(
         input_tokens=counts.input_tokens,
@@ -167,9 +183,13 @@ def library_price(counts: TokenCounts, *, provider: str, model: str, at: datetim
         output_tokens=counts.output_tokens,
         output_reasoning_tokens=counts.reasoning_tokens,
     )
+    unknown = _unknown_pairs(data_snapshot.get_snapshot())
+    if (provider, model) in unknown:
+        return Price(UNPRICED)
     try:
         calc = genai_prices.calc_price(usage, model, provider_id=provider, genai_request_timestamp=at)
     except LookupError:
+        unknown.add((provider, model))
         return Price(UNPRICED)
     except ValueError as exc:  # inconsistent counts, e.g. more cache reads than input tokens
         logger.warning("streaming: cannot price %s:%s usage: %s", provider, model, exc)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import AsyncGenerator, Generator
 from typing import Any
 
@@ -253,27 +253,60 @@ def _save_abandoned(reply: ReplyState) -> None:
 
 
 class AsyncInbox:
-    """A queue that hands over everything that arrived since the last take, with one wake-up."""
+    """A queue that hands over everything that arrived since the last take, with one wake-up.
+
+    A take waits until its deadline at the latest (a heartbeat, a timeout, a lease renewal). One timer
+    keeps the deadlines: it moves only when it rings or when a deadline comes sooner, instead of being
+    set and cancelled for every token (each token pushes the deadline later).
+    """
 
     def __init__(self) -> None:
-        self.items: deque[Any] = deque()
-        self.ready = asyncio.Event()
+        self.items: list[Any] = []
+        self._waiter: asyncio.Future[None] | None = None
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
 
     def put(self, item: Any) -> None:
         self.items.append(item)
-        self.ready.set()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def take(self, timeout: float) -> list[Any]:
+        """What arrived since the last take; empty when ``timeout`` seconds passed without anything."""
         if not self.items:
-            self.ready.clear()
+            loop = asyncio.get_running_loop()
+            self._deadline = loop.time() + timeout
+            if self._deadline < self._timer_at:
+                self._set_timer(loop, self._deadline)
+            waiter = self._waiter = loop.create_future()
             try:
-                async with asyncio.timeout(timeout):
-                    await self.ready.wait()
-            except TimeoutError:
-                return []
-        items = list(self.items)
-        self.items.clear()
+                await waiter
+            finally:
+                self._waiter = None
+        items, self.items = self.items, []
         return items
+
+    def _set_timer(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = loop.call_at(when, self._ring, loop), when
+
+    def _ring(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer, self._timer_at = None, math.inf
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nobody waits: the next take sets the timer again
+        if loop.time() < self._deadline:
+            self._set_timer(loop, self._deadline)  # the deadline moved on since the timer was set
+        else:
+            waiter.set_result(None)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 async def _produce_async(reply: ReplyState, inbox: AsyncInbox) -> None:
@@ -343,6 +376,7 @@ async def run_async(reply: ReplyState, *, database_here: bool = False) -> AsyncG
                 driver.sent()
                 yield batch
     finally:
+        inbox.close()
         if producer is not None:
             producer.cancel()
         watcher.forget(reply.message_id)

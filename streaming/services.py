@@ -13,6 +13,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -28,6 +29,8 @@ from streaming.providers.base import ChatMessage
 from streaming.reply import ReplyState
 
 logger = logging.getLogger(__name__)
+
+_AFTER = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,22 +75,24 @@ def start_reply(user: Any, chat: ChatInput) -> ReplyState:
             mark_stale_interrupted(conversation.messages.all(), stale_after=app_settings.stale_after_seconds)
             if conversation.messages.filter(status=Message.Status.STREAMING).exists():
                 raise ReplyInProgress()
+        now = timezone.now()
         if chat.regenerate:
             user_message = _prepare_regenerate(conversation)
         else:
-            user_message = Message.objects.create(
-                conversation=conversation, role=Message.Role.USER, content=chat.text
+            user_message = Message(
+                conversation=conversation, role=Message.Role.USER, content=chat.text, created_at=now
             )
-        history = [] if created else _history(conversation, before=user_message)
-        now = timezone.now()
-        assistant = Message.objects.create(
+        answered_at = now + _AFTER  # the reply sorts after the message it answers
+        assistant = Message(
             conversation=conversation,
             role=Message.Role.ASSISTANT,
             status=Message.Status.STREAMING,
             model=spec.id,
-            created_at=now,
-            updated_at=now,
+            created_at=answered_at,
+            updated_at=answered_at,
         )
+        Message.objects.bulk_create([assistant] if chat.regenerate else [user_message, assistant])
+        history = [] if created else _history(conversation, before=user_message)
         if not created:  # (a new one has its model, title and time already)
             fields = {"model": spec.id, "updated_at": now}
             if not conversation.title:

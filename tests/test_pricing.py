@@ -143,6 +143,29 @@ def test_an_unknown_model_is_unpriced_never_zero(provider: str, model: str) -> N
     assert cost_string(result.total_cost) is None
 
 
+def test_an_unknown_model_is_looked_up_once_per_price_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A local server's model is unknown to genai-prices: each reply would scan the provider's models
+    again for it. The answer is kept, until other price data (genai-prices' updater) is installed."""
+    from genai_prices import data_snapshot
+
+    lookups: list[str] = []
+    find = data_snapshot.DataSnapshot.find_provider_model
+
+    def counted(self: Any, model_ref: str, *args: Any) -> Any:
+        lookups.append(model_ref)
+        return find(self, model_ref, *args)
+
+    monkeypatch.setattr(data_snapshot.DataSnapshot, "find_provider_model", counted)
+    for _ in range(3):
+        assert price("openai", "my-fine-tune", input_tokens=10).source == UNPRICED
+    assert lookups == ["my-fine-tune"]
+    bundled = data_snapshot.get_snapshot()
+    monkeypatch.setattr(data_snapshot, "_custom_snapshot", data_snapshot.DataSnapshot(bundled.providers, True))
+    assert price("openai", "my-fine-tune", input_tokens=10).source == UNPRICED
+    assert lookups == ["my-fine-tune", "my-fine-tune"]  # new data: asked again
+    assert price("openai", "gpt-4.1-mini", input_tokens=1_000_000).total_cost == d("0.4")
+
+
 def test_inconsistent_counts_are_unpriced_not_an_error() -> None:
     assert price("openai", "gpt-4.1-mini", input_tokens=10, cached_input_tokens=20).source == UNPRICED
 
