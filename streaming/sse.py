@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from django.http import StreamingHttpResponse
@@ -70,8 +70,12 @@ class EventStreamResponse(StreamingHttpResponse):
         self["x-vercel-ai-ui-message-stream"] = "v1"
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        # The generator yields bytes: read it directly, without Django's layer that makes each part
+        # bytes, unless a middleware replaced the content (then Django's layer reads its generator).
+        current = getattr(self, "_iterator", None)  # (Django's: what streaming_content wraps now)
+        parts = cast(AsyncIterator[bytes], current) if current is self._generator else super().__aiter__()
         try:
-            async for part in super().__aiter__():
+            async for part in parts:
                 yield part
         finally:
             aclose = getattr(self._generator, "aclose", None)

@@ -159,8 +159,8 @@ def test_an_unknown_model_is_looked_up_once_per_price_data(monkeypatch: pytest.M
     for _ in range(3):
         assert price("openai", "my-fine-tune", input_tokens=10).source == UNPRICED
     assert lookups == ["my-fine-tune"]
-    bundled = data_snapshot.get_snapshot()
-    monkeypatch.setattr(data_snapshot, "_custom_snapshot", data_snapshot.DataSnapshot(bundled.providers, True))
+    updated = data_snapshot.DataSnapshot(data_snapshot.get_snapshot().providers, True)
+    monkeypatch.setattr(data_snapshot, "_custom_snapshot", updated)
     assert price("openai", "my-fine-tune", input_tokens=10).source == UNPRICED
     assert lookups == ["my-fine-tune", "my-fine-tune"]  # new data: asked again
     assert price("openai", "gpt-4.1-mini", input_tokens=1_000_000).total_cost == d("0.4")

@@ -209,3 +209,46 @@ def test_idle_timeout_keeps_the_partial_reply(post: Any, settings: Any) -> None:
     message = Message.objects.get(role="assistant")
     assert (message.status, message.content) == ("error", "Half a ")
     assert message.usage.get().estimated is True
+
+
+def test_the_response_reads_its_generator_or_what_a_middleware_made_of_it() -> None:
+    """Under ASGI the response iterates its own generator directly; a middleware that replaces the
+    content (GZipMiddleware does) is read instead, and the generator is closed either way."""
+    from streaming.sse import EventStreamResponse
+
+    closed: list[str] = []
+
+    async def events() -> Any:
+        try:
+            for n in range(3):
+                yield b"data: %d\n\n" % n
+        finally:
+            closed.append("closed")
+
+    async def read(response: EventStreamResponse, limit: int = 10) -> list[bytes]:
+        """As Django's ASGI handler does: ``aiter(response)``, closed when done (or gone early)."""
+        parts = []
+        content = aiter(response)
+        async for part in content:
+            parts.append(part)
+            if len(parts) == limit:
+                break
+        await content.aclose()  # type: ignore[attr-defined]
+        return parts
+
+    plain = EventStreamResponse(events())
+    assert asyncio.run(read(plain)) == [b"data: 0\n\n", b"data: 1\n\n", b"data: 2\n\n"]
+
+    wrapped = EventStreamResponse(events())
+    original = wrapped.streaming_content
+
+    async def shout() -> Any:
+        async for part in original:  # type: ignore[union-attr]
+            yield part.upper()
+
+    wrapped.streaming_content = shout()
+    assert asyncio.run(read(wrapped)) == [b"DATA: 0\n\n", b"DATA: 1\n\n", b"DATA: 2\n\n"]
+
+    stopped = EventStreamResponse(events())
+    assert asyncio.run(read(stopped, limit=1)) == [b"data: 0\n\n"]
+    assert closed == ["closed", "closed", "closed"]

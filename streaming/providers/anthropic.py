@@ -238,10 +238,11 @@ class AnthropicProvider(Provider):
             async with client.messages.with_streaming_response.create(**params) as response:
                 notify_open(request, response.http_response)
                 messages = MessageEvents()
-                async with aclosing(aiter_sse(response.http_response.aiter_bytes())) as events:
-                    async for _name, data in events:
-                        for event in messages.feed(data):
-                            yield event
+                async with aclosing(aiter_sse(response.http_response)) as events:
+                    async for batch in events:
+                        for _name, data in batch:
+                            for event in messages.feed(data):
+                                yield event
                 for event in messages.end():
                     yield event
         except _failures() as exc:

@@ -238,10 +238,11 @@ class OpenAIProvider(Provider):
                 chunks = ChatCompletionChunks()
                 if _is_json(response):
                     raise not_a_stream(await response.aread())
-                async with aclosing(aiter_sse(response.aiter_bytes())) as events:
-                    async for _name, data in events:
-                        for event in chunks.feed(data):
-                            yield event
+                async with aclosing(aiter_sse(response)) as events:
+                    async for batch in events:
+                        for _name, data in batch:
+                            for event in chunks.feed(data):
+                                yield event
                 for event in chunks.end():
                     yield event
         except _failures() as exc:

@@ -6,9 +6,12 @@ read the SDK's raw streaming response with these instead.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable, Generator, Iterable
+from collections.abc import AsyncGenerator, Generator, Iterable
+from typing import Any
 
 SSEEvent = tuple[str, bytes]
+#: The response extension under which the lean transport offers its body as raw chunks.
+LEAN_BODY = "streaming.lean_body"
 
 
 class SSEDecoder:
@@ -65,10 +68,22 @@ def iter_sse(chunks: Iterable[bytes]) -> Generator[SSEEvent, None, None]:
     yield from decoder.flush()
 
 
-async def aiter_sse(chunks: AsyncIterable[bytes]) -> AsyncGenerator[SSEEvent, None]:
+async def aiter_sse(response: Any) -> AsyncGenerator[list[SSEEvent], None]:
+    """The SSE events of an httpx/httpx2 streaming ``response``, a list per network read (a model that
+    trickles sends one event per read; a burst arrives in few reads, of many events each).
+
+    On the lean transport (``streaming.providers.transport``) the body is read from it directly: the
+    layers of httpx2's ``aiter_bytes`` cost a few µs per read, for nothing when there is no
+    ``Content-Encoding`` to decode.
+    """
+    chunks = response.extensions.get(LEAN_BODY)
+    if chunks is None or "content-encoding" in response.headers:
+        chunks = response.aiter_bytes()
     decoder = SSEDecoder()
     async for chunk in chunks:
-        for event in decoder.feed(chunk):
-            yield event
-    for event in decoder.flush():
-        yield event
+        events = decoder.feed(chunk)
+        if events:
+            yield events
+    events = decoder.flush()
+    if events:
+        yield events

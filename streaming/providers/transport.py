@@ -26,6 +26,8 @@ from typing import Any
 
 import httpx2
 
+from streaming.providers.sse_lines import LEAN_BODY
+
 KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection is kept (httpx's default)
 MAX_IDLE_PER_ORIGIN = 100  # idle connections kept per origin (the SDKs' max_keepalive_connections)
 MAX_HEAD = 64 * 1024  # bytes of status line and headers
@@ -170,12 +172,9 @@ class LeanTransport(httpx2.AsyncBaseTransport):
                 raise
             break
         stream = ResponseBody(self, origin, connection, request.method, status, headers, version, timeouts)
-        return httpx2.Response(
-            status,
-            headers=headers,
-            stream=stream,
-            extensions={"http_version": version, "reason_phrase": reason, "network_stream": connection},
-        )
+        extensions = {"http_version": version, "reason_phrase": reason, "network_stream": connection}
+        extensions[LEAN_BODY] = stream  # read directly by the providers (sse_lines.aiter_sse)
+        return httpx2.Response(status, headers=headers, stream=stream, extensions=extensions)
 
     def _idle_connection(self, origin: Origin) -> Connection | None:
         idle = self._idle.get(origin)
