@@ -59,6 +59,49 @@ def test_sse_events_survive_any_split(size: int) -> None:
     assert list(iter_sse(chunks)) == EXPECTED
 
 
+# What the vendors send: OpenAI's data lines, Anthropic's event + data, and some odd corners.
+VENDOR_SHAPES = (
+    b'data: {"choices": [{"delta": {"content": "tok "}}]}\n\n'
+    b'event: content_block_delta\ndata: {"delta": 1}\n\n'
+    b"data: [DONE]\n\n"
+    b"event: ping\n\n"  # no data: no event
+    b": a comment\ndata: after a comment\n\n"
+    b"data:no space\n\n"
+    b"data: two\ndata: lines\n\n"
+    b"id: 7\ndata: with an id\n\n"
+    b"event: message_stop\ndata: {}\n\n"
+)
+
+
+@pytest.mark.parametrize("size", [None, 1, 5, 40, 61])
+def test_the_vendors_event_shapes_whole_or_split(size: int | None) -> None:
+    """Every shape of event the vendors send, read whole, an event per read, or split anyhow."""
+    chunks = (
+        [VENDOR_SHAPES]
+        if size is None
+        else [VENDOR_SHAPES[i : i + size] for i in range(0, len(VENDOR_SHAPES), size)]
+    )
+    # Each event on its own read (the usual case), and split anyhow.
+    per_event = [block + b"\n\n" for block in VENDOR_SHAPES[:-2].split(b"\n\n")]
+    general = SSEDecoder()
+    expected = general._lines(VENDOR_SHAPES.splitlines(keepends=True))
+    assert expected == [
+        ("", b'{"choices": [{"delta": {"content": "tok "}}]}'),
+        ("content_block_delta", b'{"delta": 1}'),
+        ("", b"[DONE]"),
+        ("", b"after a comment"),
+        ("", b"no space"),
+        ("", b"two\nlines"),
+        ("", b"with an id"),
+        ("message_stop", b"{}"),
+    ]
+    assert list(iter_sse(chunks)) == expected
+    assert list(iter_sse(per_event)) == expected
+    decoder = SSEDecoder()
+    assert decoder.feed(b"event: delayed\n") == []  # an event name whose data comes in the next read
+    assert decoder.feed(b"data: x\n\n") == [("delayed", b"x")]
+
+
 def test_sse_event_waits_for_its_blank_line() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b"data: x\n") == []

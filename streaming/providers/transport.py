@@ -271,6 +271,14 @@ def _headers(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
     return headers
 
 
+def _chunk_size(line: bytearray) -> int:
+    text = bytes(line).split(b";", 1)[0].strip()
+    try:
+        return int(text, 16)
+    except ValueError:
+        raise httpx2.RemoteProtocolError(f"Malformed chunk size {text[:20]!r}.") from None
+
+
 def _keep_alive(sock: Any) -> None:
     """TCP keep-alive probes after a minute of silence: a long quiet stream (thinking) stays open
     through NATs and load balancers, and a dead peer is found out."""
@@ -355,44 +363,43 @@ class ResponseBody(httpx2.AsyncByteStream):
         return data
 
     def _dechunk(self, connection: Connection) -> bytes:
-        """As much chunk data as the buffer holds, in one piece."""
+        """As much chunk data as the buffer holds, in one piece (its framing read in one pass, and cut
+        from the buffer once)."""
         buffer = connection.buffer
         out: list[bytes] = []
-        while buffer:
+        pos, end = 0, len(buffer)
+        while pos < end:
             if self._chunk_left:
-                piece = connection.take(self._chunk_left)
-                self._chunk_left -= len(piece)
-                out.append(piece)
+                take = min(self._chunk_left, end - pos)
+                out.append(bytes(buffer[pos : pos + take]))
+                pos += take
+                self._chunk_left -= take
                 self._chunk_crlf = not self._chunk_left
-                continue
-            if self._chunk_crlf:
-                if len(buffer) < 2:
+            elif self._chunk_crlf:
+                if end - pos < 2:
                     break
-                if buffer[:2] != b"\r\n":
+                if buffer[pos : pos + 2] != b"\r\n":
                     raise httpx2.RemoteProtocolError("Malformed chunked body.")
-                del buffer[:2]
+                pos += 2
                 self._chunk_crlf = False
-                continue
-            end = buffer.find(b"\r\n")
-            if end < 0:
-                if len(buffer) > 1024:
-                    raise httpx2.RemoteProtocolError("Malformed chunk size line.")
-                break
-            size_text = bytes(buffer[:end]).split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise httpx2.RemoteProtocolError(f"Malformed chunk size {size_text[:20]!r}.") from None
-            if size == 0:
-                trailers_end = buffer.find(b"\r\n\r\n", end)
-                if trailers_end < 0:
-                    break  # the last chunk's trailer section is not all here yet
-                del buffer[: trailers_end + 4]
-                self._done = True
-                break
-            del buffer[: end + 2]
-            self._chunk_left = size
-        return b"".join(out)
+            else:
+                line_end = buffer.find(b"\r\n", pos)
+                if line_end < 0:
+                    if end - pos > 1024:
+                        raise httpx2.RemoteProtocolError("Malformed chunk size line.")
+                    break
+                size = _chunk_size(buffer[pos:line_end])
+                if size == 0:
+                    trailers_end = buffer.find(b"\r\n\r\n", line_end)
+                    if trailers_end < 0:
+                        break  # the last chunk's trailer section is not all here yet
+                    pos = trailers_end + 4
+                    self._done = True
+                    break
+                pos = line_end + 2
+                self._chunk_left = size
+        del buffer[:pos]
+        return out[0] if len(out) == 1 else b"".join(out)
 
     def _closed_early(self, connection: Connection) -> None:
         if self._length is None and not self._chunked:
