@@ -126,6 +126,9 @@ def channel_layer_settings() -> dict[str, object]:
 
 CACHES = {"default": cache_settings()}
 CHANNEL_LAYERS = {"default": channel_layer_settings()}
+# Sessions are read from the cache (and written through to the database): every API request reads
+# the session, and a cache read costs a fraction of a database query.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
