@@ -219,6 +219,8 @@ def broken(results: dict[str, Any]) -> list[str]:
     counts = {row["queries"] for row in results.get("queries", [])}
     if len(counts) > 1:
         problems.append(f"queries per reply differ with the reply's length: {sorted(counts)}")
+    if 0 in counts:
+        problems.append("no query was counted for a reply: the counter missed them")
     return problems
 
 

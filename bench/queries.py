@@ -3,8 +3,9 @@
 ``python -m bench.queries <upstream base URL> <tokens> [<tokens> ...]`` sets Django up with the test
 suite's settings (``tests.settings``) on a fresh SQLite file, points the app's real OpenAI provider at
 the bench upstream (``STREAMING`` overridden as ``tests/test_services.py`` does), and runs one full
-reply per token count through Django's test ``Client`` (``POST /api/chat``, the WSGI path) inside
-``CaptureQueriesContext``, after one warm-up reply. It prints one JSON line: a row per count with the
+reply per token count through Django's test ``Client`` (``POST /api/chat``, the WSGI path), counting
+the queries of every thread (``tests.queries``: the app's database threads run most of them), after
+one warm-up reply. It prints one JSON line: a row per count with the
 number of queries and their kinds.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -30,9 +30,10 @@ def main(argv: list[str]) -> None:
         django.setup()
         from django.contrib.auth import get_user_model
         from django.core.management import call_command
-        from django.db import connection
         from django.test import Client
-        from django.test.utils import CaptureQueriesContext, override_settings
+        from django.test.utils import override_settings
+
+        from tests.queries import all_queries
 
         call_command("migrate", interactive=False, verbosity=0)
         user = get_user_model().objects.create_user("alice")
@@ -44,7 +45,7 @@ def main(argv: list[str]) -> None:
             client = Client()
             client.force_login(user)
             for model, tokens in zip(models, [1, *counts], strict=True):
-                with CaptureQueriesContext(connection) as captured:
+                with all_queries() as captured:
                     response = client.post(
                         "/api/chat",
                         {"message": "Say something.", "model": model},
@@ -53,14 +54,13 @@ def main(argv: list[str]) -> None:
                     body = b"".join(response.streaming_content)  # type: ignore[attr-defined]
                 if model == models[0]:
                     continue  # the warm-up
-                kinds = Counter(q["sql"].split(" ", 1)[0].upper() for q in captured.captured_queries)
                 rows.append(
                     {
                         "name": f"{tokens} tokens",
                         "tokens": tokens,
                         "relayed": body.count(b"tok "),
                         "queries": len(captured),
-                        "kinds": " ".join(f"{k}:{v}" for k, v in sorted(kinds.items())),
+                        "kinds": " ".join(f"{k}:{v}" for k, v in sorted(captured.kinds().items())),
                     }
                 )
     print(orjson.dumps(rows).decode())

@@ -28,6 +28,7 @@ from streaming.providers.scripted import Pause, ScriptedProvider, text_reply
 from streaming.relay import HEARTBEAT, run_async, run_sync
 from streaming.services import ChatInput, start_reply
 from tests.costs import d, priced_streaming, usage_row
+from tests.queries import all_queries
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -260,9 +261,12 @@ def test_a_budgeted_reply_costs_the_same_queries_whatever_its_length(user: Any, 
     counts = []
     for tokens in (10, 1000):
         ScriptedProvider.enqueue(text_reply(tokens))
-        with CaptureQueriesContext(connection) as queries:
+        with all_queries() as queries:  # (the save runs on the app's database threads)
             reply = start_reply(user, ChatInput(None, "Hi", MODEL))
             chunks = [chunk for batch in run_sync(reply) if batch is not HEARTBEAT for chunk in batch]
         assert chunks[-1]["finishReason"] == "stop"
         counts.append(len(queries))
     assert counts[0] == counts[1]
+    # The unbudgeted reply's 9 (tests/test_services.py), and the guard's price overrides (its budget
+    # read sums the month's spend, in the one query an unbudgeted reply spends on finding no limit).
+    assert counts[0] == 10, queries.kinds()

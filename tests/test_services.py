@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from streaming import database
 from streaming.events import Finish, TextDelta, Usage
 from streaming.exceptions import (
     Overloaded,
@@ -29,6 +29,7 @@ from streaming.providers.scripted import Pause, ScriptedProvider, text_reply
 from streaming.relay import HEARTBEAT, run_async, run_sync
 from streaming.services import ChatInput, start_reply
 from streaming.stopping import request_stop
+from tests.queries import all_queries
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,14 +49,16 @@ def test_a_reply_costs_the_same_queries_whatever_its_length(user: Any) -> None:
         for at in range(tokens - 200, 0, -200):  # pauses: many batches, not one merged delta
             script.insert(at, Pause(0.01))
         ScriptedProvider.enqueue(script)
-        with CaptureQueriesContext(connection) as queries:
-            chunks = run(ask(user, f"{tokens} tokens please"))
+        with all_queries() as queries:
+            chunks = run(database.run(lambda tokens=tokens: ask(user, f"{tokens} tokens please")))
         deltas = [c["delta"] for c in chunks if c["type"] == "text-delta"]
         assert "".join(deltas) == "".join(f"w{i} " for i in range(tokens))
         assert len(deltas) >= (tokens // 200 if tokens > 200 else 1)
         counts.append(len(queries))
     assert counts[0] == counts[1]
-    assert counts[0] <= 16  # start (with the budget read), price lookup, save: constant
+    # Start: the budget read, then a transaction (BEGIN; the conversation; both messages in one INSERT).
+    # Save: the price lookup, then a transaction (BEGIN; the reply; its usage row; the conversation).
+    assert counts[0] == 9, queries.kinds()
 
 
 def test_the_first_chunk_leaves_before_the_provider_is_called(user: Any) -> None:
