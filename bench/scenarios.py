@@ -6,8 +6,9 @@ the demo project (``bench.launch``) or the FastAPI baseline (``bench.fastapi_pro
 (a) ``latency``: one reply of ``latency_tokens`` (no upstream delay) at a time, ``latency_repeats``
     times after a warm-up, through: the ``openai`` SDK reading the upstream directly (the floor: its
     time to the response's headers, first and last content chunk), the app under each server, and the
-    FastAPI proxy (time to first body byte, first and last token, from the lean client). Overheads
-    are differences of medians against the direct SDK, ratios their quotients.
+    FastAPI proxy (time to first body byte, first and last token, from the lean client). All of them
+    run at once and take turns, a reply each in round robin. Overheads are differences of medians
+    against the direct SDK, ratios their quotients.
 (b) ``throughput``: one reply of ``throughput_tokens`` (no delay) at a time: tokens/s from the request
     to the last token (median), and the server's CPU per relayed token (``bench.proc``: the server's
     process tree, read before and after all the repeats). The direct SDK, and the SDK's raw response
@@ -23,6 +24,7 @@ the demo project (``bench.launch``) or the FastAPI baseline (``bench.fastapi_pro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import subprocess
 import sys
@@ -154,29 +156,41 @@ def latency_row(name: str, results: Sequence[StreamResult], expected: int) -> Ro
 
 
 def latency(sizes: Sizes, upstream_url: str, upstream_port: int) -> list[Row]:
+    """Every server runs at once and the repeats take turns, one reply through each in round robin, so
+    that a machine whose speed drifts (a shared VM's does, by half within a minute) slows them alike."""
     model = sizes.model(sizes.latency_tokens)
     client = sdk_client(upstream_url)
-    for _ in range(sizes.warmup):
-        sdk_once(client, model)
-    rows = [
-        latency_row(
-            "openai SDK direct",
-            [sdk_once(client, model) for _ in range(sizes.latency_repeats)],
-            sizes.latency_tokens,
-        )
-    ]
+    with contextlib.ExitStack() as stack:
+        started = [
+            (name, *stack.enter_context(start()))
+            for name, start in servers(sizes, upstream_port, sizes.servers)
+        ]
+        runs: dict[str, list[StreamResult]] = {"openai SDK direct": []}
+        runs.update((name, []) for name, *_ in started)
+
+        async def take_turns() -> None:
+            for attempt in range(sizes.warmup + sizes.latency_repeats):
+                measured = attempt >= sizes.warmup
+                result = sdk_once(client, model)
+                if measured:
+                    runs["openai SDK direct"].append(result)
+                for name, _server, target in started:
+                    result = await stream_once(target, body(model))
+                    if measured:
+                        runs[name].append(result)
+
+        asyncio.run(take_turns())
+        floors = {
+            name: django_floor(server, target, sizes.latency_repeats)
+            for name, server, target in started
+            if name != "fastapi proxy"
+        }
     client.close()
-    for name, start in servers(sizes, upstream_port, sizes.servers):
-        with start() as (server, target):
-            results = asyncio.run(sequential(target, model, sizes.warmup, sizes.latency_repeats))
-            request_floor = (
-                django_floor(server, target, sizes.latency_repeats) if name != "fastapi proxy" else None
-            )
-        rows.append(latency_row(name, results, sizes.latency_tokens))
-        if request_floor is not None:
-            rows[-1]["django_floor_ms"] = request_floor
+    rows = [latency_row(name, results, sizes.latency_tokens) for name, results in runs.items()]
     floor = rows[0]
     for row in rows[1:]:
+        if row["name"] in floors:
+            row["django_floor_ms"] = floors[row["name"]]
         for key in ("first_token", "last_token"):
             row[f"overhead_{key.split('_')[0]}_ms"] = row[f"{key}_p50_ms"] - floor[f"{key}_p50_ms"]
             row[f"ratio_{key.split('_')[0]}"] = row[f"{key}_p50_ms"] / floor[f"{key}_p50_ms"]
@@ -195,12 +209,6 @@ def django_floor(server: LiveServer, target: Target, repeats: int) -> float:
             if attempt >= 3:
                 times.append(ms(time.perf_counter() - started))
     return median(times)
-
-
-async def sequential(target: Target, model: str, warmup: int, repeats: int) -> list[StreamResult]:
-    for _ in range(warmup):
-        await stream_once(target, body(model))
-    return [await stream_once(target, body(model)) for _ in range(repeats)]
 
 
 # -- (b) throughput --------------------------------------------------------------------------------------

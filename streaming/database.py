@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -29,8 +28,6 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 
 from streaming.conf import app_settings
-
-logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Work = tuple[Future[Any], contextvars.Context, Callable[[], Any]]
