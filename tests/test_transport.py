@@ -72,7 +72,12 @@ def run(request: pytest.FixtureRequest) -> Runner:
     if request.param == "asyncio":
         return lambda main: asyncio.run(main())
     uvloop = pytest.importorskip("uvloop")
-    return lambda main: asyncio.run(main(), loop_factory=uvloop.new_event_loop)
+
+    def on_uvloop(main: Callable[[], Awaitable[Any]]) -> Any:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # asyncio.run has none on 3.11
+            return runner.run(main())
+
+    return on_uvloop
 
 
 def test_keep_alive_reuses_one_connection_for_each_kind_of_body(run: Runner) -> None:
