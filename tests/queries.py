@@ -13,7 +13,6 @@ from django.db.backends.signals import connection_created
 
 from streaming import database
 
-
 # Transaction control: SQLite's backend sends BEGIN as a statement, PostgreSQL's driver opens a transaction
 # without one, so the same reply runs 9 statements on one and 7 on the other. Tests count the work.
 TRANSACTION_CONTROL = frozenset({"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"})
