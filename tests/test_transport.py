@@ -260,6 +260,33 @@ def test_a_large_body_is_read_with_flow_control(run: Runner) -> None:
     assert run(main) == size
 
 
+@pytest.mark.parametrize("framing", ["chunked", "content-length"])
+def test_a_burst_comes_out_small_piece_first(framing: str, run: Runner) -> None:
+    """A whole reply in one network read: its first token is not held back until all of it is decoded."""
+    tokens = [b'data: {"token": %d}\n\n' % n for n in range(3000)]  # about 60 KB
+    if framing == "chunked":
+        body = b"transfer-encoding: chunked\r\n\r\n" + b"".join(b"%x\r\n%s\r\n" % (len(t), t) for t in tokens)
+        body += b"0\r\n\r\n"
+    else:
+        body = b"content-length: %d\r\n\r\n" % sum(map(len, tokens)) + b"".join(tokens)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(OK + body)  # one write
+
+    async def main() -> list[bytes]:
+        async with Server(handler) as server, client() as http, http.stream("GET", server.url) as response:
+            await asyncio.sleep(0.2)  # the whole body is in the connection's buffer
+            return [part async for part in response.aiter_raw()]
+
+    parts = run(main)
+    assert b"".join(parts) == b"".join(tokens)
+    sizes = [len(part) for part in parts]
+    assert sizes[0] <= 4096
+    assert len(parts) <= 4  # and then in few, growing pieces: 2 KB, 16 KB, the rest
+    assert sizes[1] > sizes[0]
+
+
 def self_signed(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A certificate for localhost: the server's context, and a client context that trusts it."""
     require(shutil.which("openssl") is not None, "the openssl command makes the test certificate")

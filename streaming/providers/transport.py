@@ -32,6 +32,11 @@ KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection is kept (httpx's default)
 MAX_IDLE_PER_ORIGIN = 100  # idle connections kept per origin (the SDKs' max_keepalive_connections)
 MAX_HEAD = 64 * 1024  # bytes of status line and headers
 HIGH_WATER = 256 * 1024  # unread body bytes at which the socket stops being read
+# A body's first piece is at most this many bytes, and each next one up to GROWTH times the last: a
+# burst (a whole reply in one read) reaches the reader's first token without being decoded whole
+# first, and a long burst still comes in few large pieces.
+FIRST_PIECE = 2048
+GROWTH = 8
 Origin = tuple[str, str, int]
 
 
@@ -330,6 +335,7 @@ class ResponseBody(httpx2.AsyncByteStream):
         self._chunk_left = 0  # bytes left of the current chunk
         self._chunk_crlf = False  # a chunk's data was read; its CRLF not yet
         self._done = self._length == 0
+        self._piece = FIRST_PIECE  # the most bytes of body the next piece holds
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         connection = self._connection
@@ -352,27 +358,29 @@ class ResponseBody(httpx2.AsyncByteStream):
         self._finish()
 
     def _decode(self, connection: Connection) -> bytes:
+        limit, self._piece = self._piece, min(self._piece * GROWTH, HIGH_WATER)
         if self._chunked:
-            return self._dechunk(connection)
+            return self._dechunk(connection, limit)
         if self._length is None:
-            return connection.take(len(connection.buffer))
-        data = connection.take(self._length)
+            return connection.take(limit)
+        data = connection.take(min(self._length, limit))
         self._length -= len(data)
         if not self._length:
             self._done = True
         return data
 
-    def _dechunk(self, connection: Connection) -> bytes:
-        """As much chunk data as the buffer holds, in one piece (its framing read in one pass, and cut
-        from the buffer once)."""
+    def _dechunk(self, connection: Connection, limit: int) -> bytes:
+        """The chunk data the buffer holds, up to ``limit`` bytes, in one piece (its framing read in one
+        pass, and cut from the buffer once)."""
         buffer = connection.buffer
         out: list[bytes] = []
         pos, end = 0, len(buffer)
-        while pos < end:
+        while pos < end and limit:
             if self._chunk_left:
-                take = min(self._chunk_left, end - pos)
+                take = min(self._chunk_left, end - pos, limit)
                 out.append(bytes(buffer[pos : pos + take]))
                 pos += take
+                limit -= take
                 self._chunk_left -= take
                 self._chunk_crlf = not self._chunk_left
             elif self._chunk_crlf:
