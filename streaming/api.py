@@ -32,7 +32,9 @@ def error_response(error: StreamingError) -> JsonResponse:
 
 class _CsrfCheck(CsrfViewMiddleware):
     def _reject(self, request: HttpRequest, reason: str) -> HttpResponse:
-        return error_response(PermissionDenied(f"CSRF check failed: {reason}. Send the X-CSRFToken header."))
+        return error_response(
+            PermissionDenied(f"CSRF check failed: {reason.rstrip('.')}. Send the X-CSRFToken header.")
+        )
 
 
 def _csrf_failure(request: HttpRequest) -> HttpResponse | None:
