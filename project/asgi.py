@@ -1,14 +1,16 @@
 """ASGI entry point of the demo project: Django for HTTP, the chat consumer for ``/ws/chat/``.
 
-WebSockets get the session's user (``AuthMiddlewareStack``) and must come from a page of one of the
-``ALLOWED_HOSTS`` (``AllowedHostsOriginValidator``: a cross-site page cannot use a visitor's session).
+HTTP goes through ``streaming.asgi``'s handler: Django's, with a sync view and its middleware run in one
+thread hop instead of one per middleware (see that module). WebSockets get the session's user
+(``AuthMiddlewareStack``) and must come from a page of one of the ``ALLOWED_HOSTS``
+(``AllowedHostsOriginValidator``: a cross-site page cannot use a visitor's session).
 """
 
 from __future__ import annotations
 
 import os
 
-from django.core.asgi import get_asgi_application
+from streaming.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 # Set Django up before importing anything that touches models (the consumer, the auth middleware).

@@ -1,0 +1,69 @@
+"""Django's ASGI handler, with a sync view and its middleware run in one thread hop.
+
+Under ASGI, Django runs each sync middleware's request half, its response half, its ``process_view``
+and the sync view each through ``sync_to_async``: a hop from the event loop to the request's thread
+and back, about 150 µs each here, and about twenty of them for the standard middleware of a new
+project. Only the sync code moves; the hops are the cost. Under WSGI the same chain is plain calls.
+
+``ASGIHandler`` here runs a request whose view is sync as WSGI would, the whole middleware chain and
+the view in one call, in the same thread Django would use (``sync_to_async``, thread-sensitive), and
+hands the response to Django's ASGI code as usual: a streaming response with an async iterator (the
+chat stream) is still read on the event loop. A request for an async view takes Django's own path.
+Nothing else changes: signals, disconnects, middleware and exception handling are Django's.
+
+Use it in the project's ``asgi.py`` in place of ``django.core.asgi.get_asgi_application``::
+
+    from streaming.asgi import get_asgi_application
+
+    application = get_asgi_application()
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django
+from asgiref.sync import iscoroutinefunction, sync_to_async
+from django.conf import settings
+from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
+from django.core.handlers.base import BaseHandler
+from django.http import FileResponse, HttpRequest
+from django.http.response import HttpResponseBase
+from django.urls import Resolver404, get_resolver
+
+
+class ASGIHandler(DjangoASGIHandler):
+    """Django's ``ASGIHandler``, running a sync view's whole middleware chain in one thread hop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sync = BaseHandler()
+        self._sync.load_middleware(is_async=False)
+
+    async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:
+        if _view_is_async(request):
+            return await super().run_get_response(request)
+        response = await sync_to_async(self._sync.get_response)(request)
+        response._handler_class = self.__class__  # type: ignore[attr-defined]  # (as Django's does)
+        if isinstance(response, FileResponse):
+            response.block_size = self.chunk_size
+        return response
+
+
+def _view_is_async(request: HttpRequest) -> bool:
+    """Whether the project's URLconf sends this path to an async view (which Django's path suits).
+
+    A middleware may choose another URLconf (``request.urlconf``); the chain then resolves the path
+    again and runs whatever it finds, an async view included (as under WSGI): correct either way.
+    """
+    try:
+        match = get_resolver(settings.ROOT_URLCONF).resolve(request.path_info)
+    except Resolver404:
+        return False
+    return iscoroutinefunction(match.func)
+
+
+def get_asgi_application() -> Any:
+    """What ``django.core.asgi.get_asgi_application`` returns, with the one-hop handler."""
+    django.setup(set_prefix=False)
+    return ASGIHandler()
