@@ -22,34 +22,34 @@ from django.test import Client
 from django.urls import include, path
 from django.utils.deprecation import MiddlewareMixin
 
-from streaming.asgi import ASGIHandler
+from streaming.asgi import REUSES_THREADS, ASGIHandler
 from streaming.events import Finish, TextDelta, Usage
 from streaming.providers.scripted import Pause, ScriptedProvider
 from tests.sse import parse_events, text_of, types
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.test_asgi")]
 
-threads_seen: list[tuple[str, int]] = []
+threads_seen: list[tuple[str, threading.Thread]] = []  # (the threads themselves: an ended one's id is reused)
 
 
 class RecordThreads(MiddlewareMixin):
     """A middleware written as Django's own are (sync and async capable): notes the thread of each half."""
 
     def process_request(self, request: HttpRequest) -> None:
-        threads_seen.append(("request", threading.get_ident()))
+        threads_seen.append(("request", threading.current_thread()))
 
     def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
-        threads_seen.append(("response", threading.get_ident()))
+        threads_seen.append(("response", threading.current_thread()))
         return response
 
 
 def sync_view(request: HttpRequest) -> HttpResponse:
-    threads_seen.append(("view", threading.get_ident()))
+    threads_seen.append(("view", threading.current_thread()))
     return HttpResponse("sync")
 
 
 async def async_view(request: HttpRequest) -> HttpResponse:
-    threads_seen.append(("view", threading.get_ident()))
+    threads_seen.append(("view", threading.current_thread()))
     return JsonResponse({"view": "async"})
 
 
@@ -57,10 +57,21 @@ def failing_view(request: HttpRequest) -> HttpResponse:
     raise RuntimeError("a bug in a view")
 
 
+both_in_views = threading.Barrier(2, timeout=5)
+
+
+def waiting_view(request: HttpRequest) -> HttpResponse:
+    """Returns once another request is inside this view too: two requests at once need two threads."""
+    threads_seen.append(("view", threading.current_thread()))
+    both_in_views.wait()
+    return HttpResponse("together")
+
+
 urlpatterns = [
     path("sync", sync_view),
     path("async", async_view),
     path("fails", failing_view),
+    path("together", waiting_view),
     path("", include("streaming.urls")),
 ]
 
@@ -170,7 +181,7 @@ def test_a_sync_view_and_its_middleware_run_in_one_hop(handlers: dict[str, Any],
     assert len(hops) == 3, hops
     assert [stage for stage, _ in threads_seen] == ["request", "view", "response"]
     assert len({thread for _, thread in threads_seen}) == 1
-    assert threads_seen[0][1] != threading.get_ident()  # not the event loop's thread
+    assert threads_seen[0][1] is not threading.current_thread()  # not the event loop's thread
 
     threads_seen.clear()
     hops.clear()
@@ -179,10 +190,32 @@ def test_a_sync_view_and_its_middleware_run_in_one_hop(handlers: dict[str, Any],
     assert len(hops) > 3 + len(MIDDLEWARE)  # Django's own: a hop per middleware half, and the view's
 
 
+@pytest.mark.skipif(not REUSES_THREADS, reason="asgiref before 3.13 has no executor for a request's thread")
+def test_a_requests_thread_is_kept_for_the_next_request(handlers: dict[str, Any], hops: list[str]) -> None:
+    async def one_after_another() -> list[Answer]:
+        return [await call(handlers["streaming"], "GET", "/sync") for _ in range(3)]
+
+    assert [answer.body for answer in asyncio.run(one_after_another())] == [b"sync"] * 3
+    views = [thread for stage, thread in threads_seen if stage == "view"]
+    assert len(views) == 3 and len(set(views)) == 1
+
+
+def test_requests_at_once_run_in_threads_of_their_own(handlers: dict[str, Any], hops: list[str]) -> None:
+    async def together() -> list[Answer]:
+        app = handlers["streaming"]
+        return await asyncio.gather(call(app, "GET", "/together"), call(app, "GET", "/together"))
+
+    assert [answer.body for answer in asyncio.run(together())] == [
+        b"together"
+    ] * 2  # (one thread: a deadlock)
+    views = [thread for stage, thread in threads_seen if stage == "view"]
+    assert len(set(views)) == 2
+
+
 def test_an_async_view_keeps_djangos_path_on_the_event_loop(
     handlers: dict[str, Any], hops: list[str]
 ) -> None:
-    loop_thread = threading.get_ident()  # asyncio.run runs the loop in this thread
+    loop_thread = threading.current_thread()  # asyncio.run runs the loop in this thread
     answer = asyncio.run(call(handlers["streaming"], "GET", "/async"))
     assert (answer.status, answer.body) == (200, b'{"view": "async"}')
     assert ("view", loop_thread) in threads_seen
