@@ -20,6 +20,7 @@ from typing import Any
 
 from streaming import database
 from streaming.attempts import AttemptPlan
+from streaming.budgets import BudgetGuard
 from streaming.conf import ModelSpec, app_settings
 from streaming.events import coalesce
 from streaming.exceptions import (
@@ -77,26 +78,28 @@ class Driver:
     def feed(self, items: list[Any]) -> list[Chunk]:
         """Turn inbox items into chunks; an END, STOP or error item settles the reply's outcome."""
         chunks: list[Chunk] = []
+        reply = self.reply
         items = coalesce(items)
         for item in items:
-            if item == END:
-                self.reply.complete()
-            elif item == STOP:
-                self.reply.cancel("stopped")
+            if type(item) is str:  # (by type and identity: an event's __eq__ costs a call per token)
+                if item is END:
+                    reply.complete()
+                elif item is STOP:
+                    reply.cancel("stopped")
             elif isinstance(item, StreamingError):
-                self.reply.fail(item)
+                reply.fail(item)
             else:
-                chunks += self.reply.on_event(item)
+                chunks += reply.on_event(item)
                 continue
             break
         self.last_event = time.monotonic()
-        self._check_budget(items)
+        if reply.budget is not None:
+            self._check_budget(reply.budget, items)
         return chunks
 
-    def _check_budget(self, items: list[Any]) -> None:
+    def _check_budget(self, guard: BudgetGuard, items: list[Any]) -> None:
         """Stop a reply whose running cost estimate passes the user's budget (in memory, no query)."""
-        guard = self.reply.budget
-        if guard is None or self.finished:
+        if self.finished:
             return
         if guard.crossed(items, (self.reply.answered_by or self.reply.spec).id):
             self.reply.fail(BudgetExceeded("The reply was stopped: it reached your monthly budget."))

@@ -69,13 +69,18 @@ class EventStreamResponse(StreamingHttpResponse):
         self["X-Accel-Buffering"] = "no"
         self["x-vercel-ai-ui-message-stream"] = "v1"
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        # The generator yields bytes: read it directly, without Django's layer that makes each part
-        # bytes, unless a middleware replaced the content (then Django's layer reads its generator).
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        # The generator yields bytes: Django's ASGI handler reads it directly (and closes it), without
+        # its layer that makes each part bytes, unless a middleware replaced the content (then
+        # Django's layer reads that, and the generator is closed when it ends).
         current = getattr(self, "_iterator", None)  # (Django's: what streaming_content wraps now)
-        parts = cast(AsyncIterator[bytes], current) if current is self._generator else super().__aiter__()
+        if current is self._generator and hasattr(current, "__anext__"):
+            return cast(AsyncIterator[bytes], current)
+        return self._wrapped()
+
+    async def _wrapped(self) -> AsyncIterator[bytes]:
         try:
-            async for part in parts:
+            async for part in super().__aiter__():
                 yield part
         finally:
             aclose = getattr(self._generator, "aclose", None)
