@@ -56,10 +56,10 @@ async def stream_async(reply: ReplyState, *, database_here: bool = False) -> Asy
 class EventStreamResponse(StreamingHttpResponse):
     """A ``text/event-stream`` response that proxies do not buffer.
 
-    It closes its own generator when the server closes the response, so cleanup in the
-    generator's ``finally`` runs on a disconnect under ASGI too (Django closes only sync
-    iterators itself: ticket #37066). There is no ``Connection`` header: it is hop-by-hop,
-    and WSGI forbids it.
+    Under ASGI its generator is what Django's handler reads and closes (``aclosing``), so cleanup
+    in the generator's ``finally`` runs on a disconnect too; when a middleware wrapped the content,
+    the generator is closed when that ends (Django's ``close()`` closes only sync iterators:
+    ticket #37066). There is no ``Connection`` header: it is hop-by-hop, and WSGI forbids it.
     """
 
     def __init__(self, content: Iterator[bytes] | AsyncIterator[bytes], **kwargs: Any) -> None:
