@@ -75,15 +75,6 @@ urlpatterns = [
     path("", include("streaming.urls")),
 ]
 
-MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "tests.test_asgi.RecordThreads",
-]
-
 
 @dataclass
 class Answer:
@@ -142,7 +133,8 @@ async def call(
 
 @pytest.fixture
 def handlers(settings: Any) -> dict[str, Any]:
-    settings.MIDDLEWARE = MIDDLEWARE
+    # The test settings' middleware (Django's own, sync and async capable), and one that notes threads.
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.test_asgi.RecordThreads"]
     return {"streaming": ASGIHandler(), "django": DjangoASGIHandler()}
 
 
@@ -174,7 +166,9 @@ def session(user: Any) -> dict[str, str]:
     }
 
 
-def test_a_sync_view_and_its_middleware_run_in_one_hop(handlers: dict[str, Any], hops: list[str]) -> None:
+def test_a_sync_view_and_its_middleware_run_in_one_hop(
+    handlers: dict[str, Any], hops: list[str], settings: Any
+) -> None:
     answer = asyncio.run(call(handlers["streaming"], "GET", "/sync"))
     assert (answer.status, answer.body) == (200, b"sync")
     # Django's request_started signal, the whole chain (every middleware and the view), the response's close.
@@ -187,7 +181,7 @@ def test_a_sync_view_and_its_middleware_run_in_one_hop(handlers: dict[str, Any],
     hops.clear()
     django_answer = asyncio.run(call(handlers["django"], "GET", "/sync"))
     assert (django_answer.status, django_answer.body) == (200, b"sync")
-    assert len(hops) > 3 + len(MIDDLEWARE)  # Django's own: a hop per middleware half, and the view's
+    assert len(hops) > 3 + len(settings.MIDDLEWARE)  # Django's own: a hop per middleware half, and the view's
 
 
 @pytest.mark.skipif(not REUSES_THREADS, reason="asgiref before 3.13 has no executor for a request's thread")
