@@ -11,6 +11,11 @@ hands the response to Django's ASGI code as usual: a streaming response with an 
 chat stream) is still read on the event loop. A request for an async view takes Django's own path.
 Nothing else changes: signals, disconnects, middleware and exception handling are Django's.
 
+It also keeps the requests' threads (``RequestThreads``): Django starts a thread for every request and
+ends it afterwards; here a request takes an idle one that an earlier request left (asgiref 3.13's
+``ThreadSensitiveContext(executor=...)``; with an older asgiref, a new thread per request as Django
+does). Requests at the same time still each have a thread of their own.
+
 Use it in the project's ``asgi.py`` in place of ``django.core.asgi.get_asgi_application``::
 
     from streaming.asgi import get_asgi_application
