@@ -23,7 +23,6 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from streaming.routing import websocket_urlpatterns  # noqa: E402
 
-
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
