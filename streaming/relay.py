@@ -81,11 +81,10 @@ class Driver:
         reply = self.reply
         items = coalesce(items)
         for item in items:
-            if type(item) is str:  # (by type and identity: an event's __eq__ costs a call per token)
-                if item is END:
-                    reply.complete()
-                elif item is STOP:
-                    reply.cancel("stopped")
+            if item is END:  # (by identity: an event's __eq__ would cost a call per token)
+                reply.complete()
+            elif item is STOP:
+                reply.cancel("stopped")
             elif isinstance(item, StreamingError):
                 reply.fail(item)
             else:
