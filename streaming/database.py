@@ -131,6 +131,19 @@ def run(call: Callable[[], T]) -> T:
     return threads.submit(call).result()
 
 
+def start(call: Callable[[], T]) -> Future[T]:
+    """``call()`` on a database thread, without waiting for it; here and now, when this thread is in a
+    transaction (see ``run``)."""
+    if not in_transaction():
+        return threads.submit(call)
+    future: Future[T] = Future()
+    try:
+        future.set_result(call())
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
+
+
 async def arun(call: Callable[[], T], *, here: bool = False) -> T:
     """``call()`` on a database thread, from async code.
 

@@ -10,12 +10,14 @@ that goes away ends the provider call; the reply is saved in every case.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import queue
 import threading
 import time
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
+from concurrent.futures import Future
 from typing import Any
 
 from streaming import database
@@ -57,6 +59,7 @@ class Driver:
         self.first_token_timeout = app_settings.first_token_timeout
         self.idle_timeout = app_settings.idle_timeout
         self.lease = app_settings.stale_after_seconds / 4
+        self.renewing: Future[None] | None = None  # the lease renewal being written, if any
 
     @property
     def finished(self) -> bool:
@@ -122,10 +125,26 @@ class Driver:
         if now - self.last_touch < self.lease:
             return False
         self.last_touch = now
-        return True
+        return self.renewing is None or self.renewing.done()  # (the last one still being written: skip)
+
+    def touch(self) -> Callable[[], None]:
+        """The lease renewal, with the text so far as it is now."""
+        reply = self.reply
+        return functools.partial(touch_reply, reply.message_id, reply.text, reply.reasoning)
+
+    def renew_lease(self) -> None:
+        """Renew the lease on a database thread, without waiting: the stream goes on meanwhile (a
+        thousand replies renewing at once queue for the database, and each would hold its stream up)."""
+        self.renewing = database.start(self.touch())
+        self.renewing.add_done_callback(_log_renewal_failure)
 
     def sent(self) -> None:
         self.last_write = time.monotonic()
+
+
+def _log_renewal_failure(renewal: Future[None]) -> None:
+    if not renewal.cancelled() and renewal.exception() is not None:
+        logger.error("streaming: could not renew a reply's lease", exc_info=renewal.exception())
 
 
 def _request(reply: ReplyState, spec: ModelSpec) -> ChatRequest:
@@ -218,7 +237,7 @@ def run_sync(reply: ReplyState) -> Generator[Batch, None, None]:
                 yield reply.closing_chunks()
                 return
             if driver.lease_due():
-                database.run(lambda: touch_reply(reply))
+                driver.renew_lease()
             if batch or batch is HEARTBEAT:
                 driver.sent()
                 yield batch
@@ -373,7 +392,10 @@ async def run_async(reply: ReplyState, *, database_here: bool = False) -> AsyncG
                 yield reply.closing_chunks()
                 return
             if driver.lease_due():
-                await database.arun(lambda: touch_reply(reply), here=database_here)
+                if database_here:  # (inside a test's transaction: in its thread, waited for)
+                    await database.arun(driver.touch(), here=True)
+                else:
+                    driver.renew_lease()
             if batch or batch is HEARTBEAT:
                 driver.sent()
                 yield batch

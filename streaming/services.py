@@ -207,14 +207,14 @@ def save_reply(reply: ReplyState) -> None:
     reply.saved = True
 
 
-def touch_reply(reply: ReplyState) -> None:
+def touch_reply(message_id: str, text: str, reasoning: str) -> None:
     """Renew a long reply's lease so that it is not taken for one whose process died, and store its
     text so far: if the process dies (a SIGKILL, a redeploy that outlasts the server's graceful
     timeout), the reply that turns ``interrupted`` keeps what the user had already read, up to one
-    lease period behind."""
+    lease period behind. A reply already saved is left alone (the relay does not wait for this)."""
     with write_transaction():
-        Message.objects.filter(pk=reply.message_id, status=Message.Status.STREAMING).update(
-            content=reply.text, reasoning=reply.reasoning, updated_at=timezone.now()
+        Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+            content=text, reasoning=reasoning, updated_at=timezone.now()
         )
 
 

@@ -15,6 +15,7 @@ from django.db import connection
 from django.utils import timezone
 
 from streaming import database
+from streaming.conf import app_settings
 from streaming.events import Finish, TextDelta, Usage
 from streaming.exceptions import (
     Overloaded,
@@ -252,12 +253,47 @@ def test_a_live_reply_renews_its_lease(user: Any, settings: Any) -> None:
     next(batches)
     time.sleep(0.3)
     next(batches)
-    renewed = Message.objects.get(pk=reply.message_id)
-    assert renewed.updated_at > before
+    renewed = wait_for(lambda: Message.objects.filter(pk=reply.message_id, updated_at__gt=before).first())
     assert renewed.status == "streaming"
     assert renewed.content in ("slow", "slow reply")  # the text so far, kept should the process die now
     list(batches)
     assert Message.objects.get(pk=reply.message_id).status == "complete"
+
+
+def wait_for(find: Any, timeout: float = 5.0) -> Any:
+    """What ``find()`` returns once it returns something (a write made on a database thread)."""
+    deadline = time.monotonic() + timeout
+    while (found := find()) is None:
+        assert time.monotonic() < deadline, "not written in time"
+        time.sleep(0.02)
+    return found
+
+
+def test_a_lease_renewal_does_not_hold_the_stream_up(user: Any, settings: Any) -> None:
+    """The renewal is written in the background: with every database thread busy (a thousand replies
+    renewing at once, a slow database), the tokens go on and the renewal waits its turn."""
+    settings.STREAMING = {**settings.STREAMING, "STALE_AFTER_SECONDS": 0.4}  # a renewal every 0.1 s
+    ScriptedProvider.enqueue(
+        [TextDelta("a"), Pause(0.3), TextDelta("b"), Pause(0.3), TextDelta("c"), Finish()]
+    )
+    reply = ask(user)
+    batches = run_sync(reply)
+    next(batches)  # start
+    release = threading.Event()
+    for _ in range(app_settings.database_threads):
+        database.threads.submit(lambda: release.wait(10))
+    try:
+        started, texts = time.monotonic(), ""
+        while "c" not in texts:
+            texts += "".join(c["delta"] for c in next(batches) if c["type"] == "text-delta")
+        assert texts == "abc"
+        assert time.monotonic() - started < 3  # not the 10 s the database threads are held
+        assert Message.objects.get(pk=reply.message_id).content == ""  # no renewal written yet
+    finally:
+        release.set()
+    assert [c["type"] for c in next(batches)][-1] == "finish"  # saved once the database was free again
+    message = Message.objects.get(pk=reply.message_id)
+    assert (message.status, message.content) == ("complete", "abc")
 
 
 def test_a_fallback_without_reasoning_is_not_asked_for_it(user: Any, settings: Any) -> None:
