@@ -77,12 +77,12 @@ class ASGIHandler(DjangoASGIHandler):
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not REUSES_THREADS:
-            return await super().__call__(scope, receive, send)  # type: ignore[no-any-return]
+            return await super().__call__(scope, receive, send)
         executor = self.threads.take()
         try:
             # (every sync call of the request has ended when ``handle`` returns: asgiref waits for a
             # cancelled one to finish, so the thread is idle, and the next request may have it)
-            async with ThreadSensitiveContext(executor=executor):  # type: ignore[call-arg]
+            async with ThreadSensitiveContext(executor=executor):
                 await self.handle(scope, receive, send)
         except BaseException:
             executor.shutdown(wait=False)

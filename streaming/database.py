@@ -126,14 +126,12 @@ threads = DatabaseThreads()
 
 def run(call: Callable[[], T]) -> T:
     """``call()`` on a database thread, waiting for it; here, when this thread is in a transaction."""
-    if in_transaction():
-        return call()
-    return threads.submit(call).result()
+    return start(call).result()
 
 
 def start(call: Callable[[], T]) -> Future[T]:
     """``call()`` on a database thread, without waiting for it; here and now, when this thread is in a
-    transaction (see ``run``)."""
+    transaction (whose rows another thread could not see)."""
     if not in_transaction():
         return threads.submit(call)
     future: Future[T] = Future()
