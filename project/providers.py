@@ -63,6 +63,9 @@ def streaming_setting(environ: Mapping[str, str]) -> dict[str, Any]:
         value = environ.get(f"STREAMING_{key}")
         if value:
             setting[key] = float(value)
+    grace = environ.get("STREAMING_DISCONNECT_GRACE_SECONDS")
+    if grace:
+        setting["DISCONNECT_GRACE_SECONDS"] = None if grace.strip().lower() == "none" else float(grace)
     budget = environ.get("STREAMING_MONTHLY_BUDGET_USD")
     if budget:
         setting["MONTHLY_BUDGET_USD"] = budget

@@ -23,7 +23,14 @@ DEFAULTS: dict[str, Any] = {
     "HEARTBEAT_SECONDS": 15.0,
     "FIRST_TOKEN_TIMEOUT": 60.0,
     "IDLE_TIMEOUT": 30.0,
-    "STALE_AFTER_SECONDS": 120.0,
+    # A reply whose lease was not renewed this long is taken for one whose process died (the lease is
+    # renewed every quarter of it, for all of a process's replies in one UPDATE).
+    "STALE_AFTER_SECONDS": 10.0,
+    # How long a reply whose client went away goes on, waiting for a reader to attach again; 0 stops
+    # it at once, None lets it always finish.
+    "DISCONNECT_GRACE_SECONDS": 30.0,
+    # Where a streaming reply's chunks are kept for readers that attach (streaming.replylog).
+    "REPLY_LOG": {"BACKEND": "streaming.replylog.memory.MemoryReplyLog", "OPTIONS": {}},
     "STOP_POLL_SECONDS": 0.25,
     "RETRY_ATTEMPTS": 3,
     "RETRY_BASE_DELAY": 0.5,
@@ -79,6 +86,16 @@ def parse_model_entry(entry: str | dict[str, Any]) -> ModelSpec:
         label=str(data.get("label") or model),
         reasoning=bool(data.get("reasoning", False)),
     )
+
+
+def model_spec(model_id: str) -> ModelSpec:
+    """The allowlisted entry of ``model_id``, or, for a model no longer listed (a stored reply's), one
+    made from its id."""
+    spec = app_settings.get_model(model_id)
+    if spec is not None:
+        return spec
+    provider, _, model = model_id.partition(":") if ":" in model_id else ("", "", model_id)
+    return ModelSpec(id=model_id, provider=provider, model=model, label=model, reasoning=False)
 
 
 class StreamingSettings:
@@ -148,6 +165,15 @@ class StreamingSettings:
     @property
     def stale_after_seconds(self) -> float:
         return float(self._get("STALE_AFTER_SECONDS"))
+
+    @property
+    def disconnect_grace_seconds(self) -> float | None:
+        value = self._get("DISCONNECT_GRACE_SECONDS")
+        return None if value is None else max(0.0, float(value))
+
+    @property
+    def reply_log(self) -> dict[str, Any]:
+        return dict(self._get("REPLY_LOG"))
 
     @property
     def stop_poll_seconds(self) -> float:

@@ -1,14 +1,16 @@
 """The WebSocket transport: the replies and chunks of the SSE stream, over one socket per client.
 
-The client sends ``{"type": "chat", ...}`` with the body of ``POST /api/chat`` to start a reply, and
-``{"type": "stop"}`` to stop it. The server sends each chunk of the UI message stream (SPEC §6) as
-one text frame: ``start`` ... ``finish`` (or ``message-metadata`` + ``abort`` after a stop). There is
-no ``[DONE]`` frame and no heartbeat: the last chunk ends the reply, and WebSocket has its own pings.
+The client sends ``{"type": "chat", ...}`` with the body of ``POST /api/chat`` to start a reply,
+``{"type": "resume", "message": "<id>", "after": <n>}`` to attach to a reply (live while it streams,
+after chunk ``n`` when given; replayed from storage once it ended), and ``{"type": "stop"}`` to stop
+the reply it shows. The server sends each chunk of the UI message stream as one text frame: ``start``
+... ``finish`` (or ``message-metadata`` + ``abort`` after a stop). There is no ``[DONE]`` frame and no
+heartbeat: the last chunk ends the reply, and WebSocket has its own pings.
 
 A request that fails before its reply starts gets one ``{"type": "error", "errorText", "code"}``
 frame (the codes of the JSON API) and the socket stays open. A socket without a logged-in user is
-closed with code 4401. One reply streams per socket at a time; a client that goes away mid-reply
-stops it, and the partial reply is saved as ``cancelled``.
+closed with code 4401. One reply streams per socket at a time. A client that goes away leaves its
+reply to go on for ``DISCONNECT_GRACE_SECONDS``, for a reader that attaches again, as over SSE.
 
 Needs ``channels``; the demo project's ``asgi.py`` shows the routing (``streaming.routing``).
 """
@@ -18,16 +20,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from streaming import database, services
-from streaming.exceptions import InvalidRequest, NotStreaming, ReplyInProgress, StreamingError
-from streaming.payloads import parse_chat, parse_json_object
-from streaming.relay import HEARTBEAT, run_async
+from streaming import database, services, streams
+from streaming.conf import app_settings
+from streaming.exceptions import InvalidRequest, NotFound, NotStreaming, ReplyInProgress, StreamingError
+from streaming.models import Message
+from streaming.payloads import message_ref, parse_chat, parse_json_object
+from streaming.readers import Reader
 from streaming.reply import ReplyState
 from streaming.services import ChatInput
 from streaming.stopping import request_stop
@@ -52,12 +57,12 @@ def error_frame(error: StreamingError) -> dict[str, Any]:
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
-    """``/ws/chat/``: start replies and stop them; receive their chunks, one per frame."""
+    """``/ws/chat/``: start, resume and stop replies; receive their chunks, one per frame."""
 
     user: Any = None
-    task: asyncio.Task[None] | None = None  # the reply, until its cleanup is done
-    replying = False  # until the reply's last chunk: a new chat before then is refused
-    message_id: str | None = None  # the reply streaming on this socket, once it started
+    task: asyncio.Task[None] | None = None  # sends the reply this socket shows, until its cleanup is done
+    busy = False  # until the reply's last chunk: a new chat before then is refused
+    message_id: str | None = None  # the reply this socket shows, once it has an id
     stop_wanted = False  # a stop arrived before the reply had its id
 
     async def connect(self) -> None:
@@ -72,7 +77,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         task = self.task
         if task is not None:
-            task.cancel()  # the relay saves the partial reply as cancelled
+            task.cancel()  # the reader leaves; the reply goes on for its grace period
             await asyncio.wait([task])
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -83,30 +88,59 @@ class ChatConsumer(AsyncWebsocketConsumer):
             data = parse_json_object(raw)
             kind = data.get("type")
             if kind == "chat":
-                await self._start(parse_chat(raw))
+                chat = parse_chat(raw)
+                self._begin_task(lambda: self._reply(chat))
+            elif kind == "resume":
+                message_id = message_ref(data.get("message"), "message")
+                after = data.get("after", -1)
+                if not isinstance(after, int) or isinstance(after, bool) or after < -1:
+                    raise InvalidRequest("'after' must be the id of the last chunk received.", field="after")
+                self._begin_task(lambda: self._resume(str(message_id), after))
             elif kind == "stop":
                 await self._stop()
             else:
-                raise InvalidRequest("'type' must be 'chat' or 'stop'.", field="type")
+                raise InvalidRequest("'type' must be 'chat', 'resume' or 'stop'.", field="type")
         except StreamingError as error:
             await self.send_chunk(error_frame(error))
 
     async def send_chunk(self, chunk: dict[str, Any]) -> None:
-        await self.send(text_data=orjson.dumps(chunk).decode())
+        await self.send_json_text(orjson.dumps(chunk))
+
+    async def send_json_text(self, data: bytes) -> None:
+        await self.send(text_data=data.decode())
 
     # -- one reply at a time ----------------------------------------------------------------------
 
-    async def _start(self, chat: ChatInput) -> None:
-        if self.replying:
+    def _begin_task(self, work: Callable[[], Any]) -> None:
+        if self.busy:
             raise ReplyInProgress("A reply is already streaming on this connection: stop it or wait.")
-        if self.task is not None:
-            await asyncio.wait([self.task])  # the last reply sent its last chunk and is cleaning up
-        self.replying = True
+        self.busy = True
         self.stop_wanted = False
-        self.task = asyncio.create_task(self._reply(chat))
+        previous = self.task
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])  # the last reply sent its last chunk and is cleaning up
+            await self._guarded(work)
+
+        self.task = asyncio.create_task(run())
+
+    async def _guarded(self, work: Callable[[], Any]) -> None:
+        try:
+            await work()
+        except OSError:
+            pass  # the client went away as a frame was sent (uvicorn raises); the reply goes on
+        except Exception:
+            logger.exception("streaming: a WebSocket reply failed")
+            with contextlib.suppress(Exception):  # the socket may be gone already
+                await self.close(code=CLOSE_SERVER_ERROR)
+        finally:
+            if self.task is asyncio.current_task():  # (not when the next reply has started already)
+                self.busy = False
+                self.message_id = None
 
     async def _stop(self) -> None:
-        if not self.replying:
+        if not self.busy:
             raise NotStreaming("No reply is streaming on this connection.")
         if self.message_id is None:
             self.stop_wanted = True  # still starting: stop as soon as it has an id
@@ -114,54 +148,72 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await sync_to_async(request_stop, thread_sensitive=False)(self.message_id)
 
     async def _reply(self, chat: ChatInput) -> None:
-        # The database calls of every socket's replies run, briefly, on the app's database threads
-        # (streaming.database), with their kept connections: an open reply holds no thread and no
-        # connection.
-        try:
-            reply = await self._begin(chat)
-            if reply is not None:
-                await self._stream(reply)
-        except OSError:
-            pass  # the client went away as a frame was sent (uvicorn raises): the reply is saved cancelled
-        except Exception:
-            logger.exception("streaming: a WebSocket reply failed")
-            with contextlib.suppress(Exception):  # the socket may be gone already
-                await self.close(code=CLOSE_SERVER_ERROR)
-        finally:
-            self.task = None
-            self.replying = False
-            self.message_id = None
+        reply = await self._start_reply(chat)
+        if reply is None:
+            return
+        relay, reader = streams.begin(reply)
+        await self._shown(reply.message_id)
+        await self._send_from(reader, then=relay.start_task)
 
-    async def _begin(self, chat: ChatInput) -> ReplyState | None:
+    async def _start_reply(self, chat: ChatInput) -> ReplyState | None:
         """Store the messages; an error frame and None when the request is refused."""
+        # The database calls of every socket's replies run, briefly, on the app's database threads
+        # (streaming.database), with their kept connections: an open reply holds no thread.
         starting = asyncio.ensure_future(database.arun(lambda: services.start_reply(self.user, chat)))
         try:
-            reply = await asyncio.shield(starting)
+            return await asyncio.shield(starting)
         except asyncio.CancelledError:
-            # The client left while the reply was being stored: save it as cancelled, not streaming.
+            # The client left while the reply was being stored: it ends cancelled, calling nobody.
             with contextlib.suppress(StreamingError):
-                left = await starting
-                left.cancel("disconnected")
-                await database.arun(lambda: services.save_reply(left))
+                _, reader = streams.begin(await starting)
+                reader.close()
             raise
         except StreamingError as error:
-            self.replying = False
+            self.busy = False
             await self.send_chunk(error_frame(error))
             return None
-        self.message_id = reply.message_id
-        if self.stop_wanted:
-            await sync_to_async(request_stop)(reply.message_id)
-        return reply
 
-    async def _stream(self, reply: ReplyState) -> None:
-        batches = run_async(reply)
+    async def _resume(self, message_id: str, after: int) -> None:
+        user = self.user
+
+        def find() -> Reader:
+            message = (
+                Message.objects.filter(pk=message_id, conversation__owner_id=user.pk)
+                .exclude(role=Message.Role.USER)
+                .first()
+            )
+            if message is None:
+                raise NotFound("No such reply.", field="message")
+            return streams.attach(message, after)
+
         try:
-            async for batch in batches:
-                if reply.saved:
-                    self.replying = False  # the closing batch: the reply is stored; the next may start
-                if batch is HEARTBEAT:
+            reader = await database.arun(find)
+        except StreamingError as error:
+            self.busy = False
+            await self.send_chunk(error_frame(error))
+            return
+        await self._shown(message_id)
+        await self._send_from(reader)
+
+    async def _shown(self, message_id: str) -> None:
+        self.message_id = message_id
+        if self.stop_wanted:
+            await sync_to_async(request_stop, thread_sensitive=False)(message_id)
+
+    async def _send_from(self, reader: Reader, then: Callable[[], object] | None = None) -> None:
+        try:
+            while True:
+                found = await reader.await_(app_settings.heartbeat_seconds)
+                if found is None:
                     continue
-                for chunk in batch:
-                    await self.send_chunk(chunk)
+                if found.ended:
+                    self.busy = False  # the next chat may start as soon as the last chunk is out
+                for data in found.json_chunks():
+                    await self.send_json_text(data)
+                if found.ended:
+                    return
+                if then is not None:
+                    then()
+                    then = None
         finally:
-            await batches.aclose()
+            reader.close()

@@ -17,15 +17,16 @@ thread could not see its rows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.db import connections
+from django.db import connection, connections, transaction
 
 from streaming.conf import app_settings
 
@@ -151,3 +152,23 @@ async def arun(call: Callable[[], T], *, here: bool = False) -> T:
     if here:
         return await sync_to_async(call)()
     return await asyncio.wrap_future(threads.submit(call))
+
+
+_sqlite_writes = threading.RLock()
+
+
+@contextlib.contextmanager
+def write_transaction() -> Iterator[None]:
+    """``transaction.atomic()`` for a reply's writes; on SQLite, one at a time in this process.
+
+    SQLite has one writer at a time, and a connection that finds the database locked sleeps and
+    retries (longer and longer, up to its ``timeout``): a thousand replies starting at once under
+    ASGI (a thread each) then crawl, and some fail with "database is locked". Waiting on a lock
+    here instead hands the database to the next writer as soon as it is free.
+    """
+    if connection.vendor != "sqlite":
+        with transaction.atomic():
+            yield
+        return
+    with _sqlite_writes, transaction.atomic():
+        yield

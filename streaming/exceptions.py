@@ -1,6 +1,6 @@
 """One exception hierarchy: every error has a stable code and an HTTP status.
 
-Errors raised before a stream starts become JSON responses in one place (``views.error_response``);
+Errors raised before a stream starts become JSON responses in one place (``api.error_response``);
 provider errors raised after it started become an ``error`` chunk with the same code.
 """
 
@@ -66,6 +66,12 @@ class NotStreaming(StreamingError):
     default_message = "This message is not streaming."
 
 
+class NotContinuable(StreamingError):
+    code = "not_continuable"
+    status = 409
+    default_message = "Only a reply cut short can be continued."
+
+
 class BudgetExceeded(StreamingError):
     code = "budget_exceeded"
     status = 402
@@ -76,6 +82,18 @@ class MessageTooLong(StreamingError):
     code = "message_too_long"
     status = 413
     default_message = "The message is too long."
+
+
+class ReplyInterrupted(StreamingError):
+    code = "interrupted"
+    status = 500
+    default_message = "The server stopped before this reply finished."
+
+
+class DatabaseUnavailable(StreamingError):
+    code = "database_unavailable"
+    status = 503
+    default_message = "The database is unreachable. Try again in a moment."
 
 
 class ProviderError(StreamingError):

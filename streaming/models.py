@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -13,6 +13,7 @@ from django.utils import timezone
 from streaming.pricing import COST_DECIMAL_PLACES
 
 COST_MAX_DIGITS = 20  # up to 10^10 USD with COST_DECIMAL_PLACES (10) places
+CLIENT_ID_MAX_LENGTH = 100
 
 
 def cost_field(verbose_name: str) -> models.DecimalField:
@@ -39,6 +40,13 @@ class Conversation(models.Model):
     )
     title = models.CharField(max_length=200, blank=True)
     model = models.CharField(max_length=200, help_text="The model id, provider:model, last used here.")
+    client_id = models.CharField(
+        "client's chat id",
+        max_length=CLIENT_ID_MAX_LENGTH,
+        blank=True,
+        default="",
+        help_text="The id a client gave this conversation when it is not a UUID (the AI SDK's own ids).",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -47,6 +55,13 @@ class Conversation(models.Model):
     class Meta:
         ordering = ["-updated_at"]
         indexes = [models.Index(fields=["owner", "-updated_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "client_id"],
+                condition=~models.Q(client_id=""),
+                name="streaming_conversation_client_id_per_owner",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.title or str(self.id)
@@ -89,22 +104,6 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:60]}"
-
-
-def mark_stale_interrupted(queryset: models.QuerySet[Message] | None = None, *, stale_after: float) -> int:
-    """Mark ``streaming`` messages not touched for ``stale_after`` seconds as ``interrupted``.
-
-    A live reply touches its row every quarter of that period, so only a reply whose process died
-    is stale. One UPDATE query; returns how many messages changed.
-    """
-    cutoff = timezone.now() - timedelta(seconds=stale_after)
-    messages = Message.objects.all() if queryset is None else queryset
-    return messages.filter(status=Message.Status.STREAMING, updated_at__lt=cutoff).update(
-        status=Message.Status.INTERRUPTED,
-        error_code="interrupted",
-        error_text="The server stopped before this reply finished.",
-        updated_at=timezone.now(),
-    )
 
 
 class Usage(models.Model):

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from streaming.exceptions import InvalidRequest
+from streaming.models import CLIENT_ID_MAX_LENGTH
 from streaming.services import ChatInput
 
 TRIGGERS = ("submit-message", "regenerate-message")
@@ -23,15 +24,39 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-def _uuid(value: Any, field: str) -> uuid.UUID | None:
+def conversation_ref(value: Any, field: str) -> uuid.UUID | str | None:
+    """A conversation id as a client gives it: a UUID, or a chat id of the client's own (the AI SDK's
+    ``generateId()`` makes 16-character ones), which names the conversation for its owner."""
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise InvalidRequest(f"'{field}' must be a UUID string or null.", field=field)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest(f"'{field}' must be a conversation id string or null.", field=field)
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise InvalidRequest(f"'{field}' is not a valid UUID.", field=field) from None
+        pass
+    if len(value) > CLIENT_ID_MAX_LENGTH or not value.isprintable():
+        raise InvalidRequest(
+            f"'{field}' must be a UUID or a chat id of at most {CLIENT_ID_MAX_LENGTH} printable characters.",
+            field=field,
+        )
+    return value
+
+
+def message_ref(value: Any, field: str) -> uuid.UUID:
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    raise InvalidRequest(f"'{field}' must be the id (a UUID) of a message.", field=field)
+
+
+def no_nul(text: str, field: str) -> str:
+    """Text for the database: PostgreSQL cannot store a NUL character, so a request with one is refused."""
+    if "\x00" in text:
+        raise InvalidRequest(f"'{field}' contains a NUL character.", field=field)
+    return text
 
 
 def _optional(data: dict[str, Any], field: str, kind: type, name: str) -> Any:
@@ -48,6 +73,10 @@ def parse_chat(body: bytes) -> ChatInput:
     reasoning = bool(_optional(data, "reasoning", bool, "true or false"))
     if "messages" in data:
         return _parse_use_chat(data, model, reasoning)
+    if "continue" in data:
+        return ChatInput(
+            None, "", model, reasoning=reasoning, continued=message_ref(data["continue"], "continue")
+        )
     regenerate = bool(_optional(data, "regenerate", bool, "true or false"))
     message = data.get("message")
     if message is None and not regenerate:
@@ -55,8 +84,8 @@ def parse_chat(body: bytes) -> ChatInput:
     if message is not None and not isinstance(message, str):
         raise InvalidRequest("'message' must be a string.", field="message")
     return ChatInput(
-        conversation_id=_uuid(data.get("conversation"), "conversation"),
-        text=message or "",
+        conversation_id=conversation_ref(data.get("conversation"), "conversation"),
+        text=no_nul(message or "", "message"),
         model_id=model,
         reasoning=reasoning,
         regenerate=regenerate,
@@ -87,8 +116,8 @@ def _parse_use_chat(data: dict[str, Any], model: str | None, reasoning: bool) ->
             if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
         )
     return ChatInput(
-        conversation_id=_uuid(data.get("id"), "id"),
-        text=text,
+        conversation_id=conversation_ref(data.get("id"), "id"),
+        text=no_nul(text, "messages"),
         model_id=model,
         reasoning=reasoning,
         regenerate=regenerate,

@@ -1,408 +1,269 @@
-"""Relay a reply from its provider to the client, under WSGI (a sync generator) or ASGI (an async one).
+"""Relay a reply from its provider to its transcript, whoever reads it and whenever.
 
-A producer calls the provider (a worker thread under WSGI, a task under ASGI) and puts its events
-in an inbox; the response generator drains the inbox, so one network write carries every token that
-arrived since the last one. While the provider is quiet, the generator sends ``: ping`` heartbeats,
-enforces the first-token and idle timeouts, and renews the reply's lease. A stop request or a client
-that goes away ends the provider call; the reply is saved in every case.
+A producer (``streaming.producers``: a thread under WSGI, a task on the event loop under ASGI and for
+WebSockets) calls the provider and hands each event to the ``Relay``, which turns it into chunks and
+appends them to the reply's transcript (``streaming.replylog``), where every reader takes them.
+
+The reply depends on no reader. The first one (the response to the request that started it) starts
+the producer once it has sent the ``start`` chunk; when the last reader leaves, the reply goes on for
+``DISCONNECT_GRACE_SECONDS`` waiting for another. Whatever ends it (the provider's last event, an
+error, a stop from any process, a timeout, the budget, or the grace running out with nobody reading),
+the upstream call is closed at once, the reply is saved (retried while the database is away), and its
+closing chunks, with the stored cost, end the transcript.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import math
-import queue
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
 
-from streaming import database
-from streaming.attempts import AttemptPlan
-from streaming.budgets import BudgetGuard
+from django.db import DatabaseError, InterfaceError, OperationalError
+
+from streaming import database, upkeep
 from streaming.conf import ModelSpec, app_settings
-from streaming.events import coalesce
-from streaming.exceptions import (
-    BudgetExceeded,
-    ProviderError,
-    ProviderTimeout,
-    StreamingError,
-    UpstreamError,
-)
-from streaming.providers import get_provider
+from streaming.events import Event
+from streaming.exceptions import BudgetExceeded, ProviderTimeout, StreamingError
 from streaming.providers.base import ChatRequest
-from streaming.providers.upstream import ON_OPEN, UpstreamAbort
 from streaming.reply import Chunk, ReplyState
-from streaming.services import save_reply, touch_reply
+from streaming.replylog import Transcript
+from streaming.saving import save_reply
 from streaming.stopping import watcher
+from streaming.timers import timers
 
 logger = logging.getLogger(__name__)
 
-END = "end"  # the provider finished its reply
-STOP = "stop"  # somebody asked the reply to stop
-HEARTBEAT: list[Chunk] = []  # yielded (by identity) when the transport should send a keep-alive
-BURST = 256  # events read without a pause before the ASGI producer lets the writer run
-Batch = list[Chunk]
+#: How long a save waits before it is tried again while the database is away: doubling, up to the last.
+SAVE_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
-class Driver:
-    """What to send, and when, for one reply: shared by every transport."""
+class Relay:
+    """One reply on its way from the provider to its transcript. Thread-safe: the producer feeds it,
+    and a stop, a timer or a reader leaving may end it from any thread."""
 
-    def __init__(self, reply: ReplyState) -> None:
+    def __init__(self, reply: ReplyState, transcript: Transcript) -> None:
         self.reply = reply
-        now = time.monotonic()
-        self.last_event = self.last_write = self.last_touch = now
-        self.heartbeat = app_settings.heartbeat_seconds
-        self.first_token_timeout = app_settings.first_token_timeout
-        self.idle_timeout = app_settings.idle_timeout
-        self.lease = app_settings.stale_after_seconds / 4
-        self.renewing: Future[None] | None = None  # the lease renewal being written, if any
+        self.transcript = transcript
+        self.last_event = time.monotonic()
+        self.ended = threading.Event()  # set when the outcome is settled: the producer stops
+        self._lock = threading.Lock()
+        self._started = False
+        self._hangup: Callable[[], None] | None = None  # ends the provider call under way
+        self._task: asyncio.Task[None] | None = None
+        self._unread_since: float | None = None
+        self._save_attempts = 0
 
     @property
-    def finished(self) -> bool:
-        return self.reply.status != "streaming"
+    def message_id(self) -> str:
+        return self.reply.message_id
 
-    def opening(self) -> list[Chunk]:
-        return self.reply.opening_chunks()
+    # -- the start --------------------------------------------------------------------------------
+    def begin(self) -> None:
+        """Before the provider is called: the opening chunks, the stop watch, timeouts and the lease."""
+        self.transcript.on_unread = self._unread
+        self.transcript.append(self.reply.opening_chunks())
+        upkeep.register(self)
+        watcher.watch(self.message_id, self.stop)
+        timers.at(self._deadline(), self._check_time)
 
-    def wait_time(self) -> float:
-        """How long the inbox may stay quiet before a heartbeat, a timeout or a lease renewal is due."""
-        due = min(self.last_write + self.heartbeat, self._deadline(), self.last_touch + self.lease)
-        return max(0.0, due - time.monotonic())
+    def start_thread(self) -> None:
+        """Call the provider on a thread of its own (WSGI)."""
+        from streaming.producers import produce_sync
 
+        if self._claim_start():
+            name = f"streaming-reply-{self.message_id[:8]}"
+            threading.Thread(target=produce_sync, args=(self,), name=name, daemon=True).start()
+
+    def start_task(self) -> None:
+        """Call the provider in a task of the running event loop (ASGI, WebSocket)."""
+        from streaming.producers import produce_async
+
+        if self._claim_start():
+            self._task = asyncio.get_running_loop().create_task(produce_async(self))
+
+    def _claim_start(self) -> bool:
+        with self._lock:
+            if self._started or self.ended.is_set():
+                return False
+            self._started = True
+            return True
+
+    def request(self, spec: ModelSpec, *, blocking: bool) -> ChatRequest:
+        """The provider request of one attempt. A ``blocking`` call (on a thread of its own) is ended
+        through its hang-up, at once if the reply ended meanwhile; an async one by cancelling its task."""
+        reply = self.reply
+        # Decided per model: a fallback without reasoning must not be asked for it.
+        request = ChatRequest(
+            spec.model, reply.context, reasoning=reply.reasoning_requested and spec.reasoning
+        )
+        if blocking:
+            with self._lock:
+                self._hangup = request.hangup.hang_up
+            if self.ended.is_set():
+                request.hangup.hang_up()
+        return request
+
+    # -- events -----------------------------------------------------------------------------------
+    def feed(self, event: Event) -> bool:
+        """One event of the provider; False when the reply has ended (the producer stops)."""
+        with self._lock:
+            if self.ended.is_set():
+                return False
+            reply = self.reply
+            waiting = reply.ttft_ms is None
+            chunks = reply.on_event(event)
+            self.last_event = time.monotonic()
+            if chunks:
+                self.transcript.append(chunks)
+            if reply.budget is not None and reply.budget.crossed((event,), reply.answered_id):
+                reply.fail(BudgetExceeded("The reply was stopped: it reached your monthly budget."))
+            streaming = reply.status == "streaming"
+            if not streaming:
+                self.ended.set()
+        if streaming:
+            if waiting and reply.ttft_ms is not None:  # the first token: now the idle timeout counts
+                timers.at(self._deadline(), self._check_time)
+            return True
+        self._finish()
+        return False
+
+    def complete(self) -> None:
+        self._settle(ReplyState.complete)
+
+    def fail(self, error: StreamingError) -> None:
+        self._settle(lambda reply: reply.fail(error))
+
+    def stop(self) -> None:
+        """Asked to stop, from any tab or process."""
+        self._settle(lambda reply: reply.cancel("stopped"))
+
+    def interrupt(self) -> None:
+        """The server is going away (its event loop cancels the producer): keep what came."""
+        self._settle(ReplyState.interrupt)
+
+    def _settle(self, outcome: Callable[[ReplyState], object]) -> bool:
+        with self._lock:
+            if self.ended.is_set():
+                return False
+            outcome(self.reply)
+            self.ended.set()
+        self._finish()
+        return True
+
+    # -- time and readers ---------------------------------------------------------------------------
     def _deadline(self) -> float:
         if self.reply.ttft_ms is None:
-            return self.reply.started + self.first_token_timeout
-        return self.last_event + self.idle_timeout
+            return self.reply.started + app_settings.first_token_timeout
+        return self.last_event + app_settings.idle_timeout
 
-    def feed(self, items: list[Any]) -> list[Chunk]:
-        """Turn inbox items into chunks; an END, STOP or error item settles the reply's outcome."""
-        chunks: list[Chunk] = []
-        reply = self.reply
-        items = coalesce(items)
-        for item in items:
-            if item is END:  # (by identity: an event's __eq__ would cost a call per token)
-                reply.complete()
-            elif item is STOP:
-                reply.cancel("stopped")
-            elif isinstance(item, StreamingError):
-                reply.fail(item)
-            else:
-                chunks += reply.on_event(item)
-                continue
-            break
-        self.last_event = time.monotonic()
-        if reply.budget is not None:
-            self._check_budget(reply.budget, items)
-        return chunks
-
-    def _check_budget(self, guard: BudgetGuard, items: list[Any]) -> None:
-        """Stop a reply whose running cost estimate passes the user's budget (in memory, no query)."""
-        if self.finished:
+    def _check_time(self) -> None:
+        if self.ended.is_set():
             return
-        if guard.crossed(items, (self.reply.answered_by or self.reply.spec).id):
-            self.reply.fail(BudgetExceeded("The reply was stopped: it reached your monthly budget."))
-
-    def quiet(self) -> Batch:
-        """Nothing arrived: time out, or ask for a heartbeat when the connection has been silent too long."""
-        now = time.monotonic()
-        if now >= self._deadline():
-            if self.reply.ttft_ms is None:
-                message = f"The model sent nothing within {self.first_token_timeout:g} seconds."
-            else:
-                message = f"The model stopped sending for {self.idle_timeout:g} seconds."
-            self.reply.fail(ProviderTimeout(message))
-            return []
-        if now - self.last_write >= self.heartbeat:
-            return HEARTBEAT
-        return []
-
-    def lease_due(self) -> bool:
-        now = time.monotonic()
-        if now - self.last_touch < self.lease:
-            return False
-        self.last_touch = now
-        return self.renewing is None or self.renewing.done()  # (the last one still being written: skip)
-
-    def touch(self) -> Callable[[], None]:
-        """The lease renewal, with the text so far as it is now."""
-        reply = self.reply
-        return functools.partial(touch_reply, reply.message_id, reply.text, reply.reasoning)
-
-    def renew_lease(self) -> None:
-        """Renew the lease on a database thread, without waiting: the stream goes on meanwhile (a
-        thousand replies renewing at once queue for the database, and each would hold its stream up)."""
-        self.renewing = database.start(self.touch())
-        self.renewing.add_done_callback(_log_renewal_failure)
-
-    def sent(self) -> None:
-        self.last_write = time.monotonic()
-
-
-def _log_renewal_failure(renewal: Future[None]) -> None:
-    if not renewal.cancelled() and renewal.exception() is not None:
-        logger.error("streaming: could not renew a reply's lease", exc_info=renewal.exception())
-
-
-def _request(reply: ReplyState, spec: ModelSpec) -> ChatRequest:
-    # Decided per model: a fallback without reasoning must not be asked for it.
-    reasoning = reply.reasoning_requested and spec.reasoning
-    return ChatRequest(model=spec.model, messages=reply.context, reasoning=reasoning)
-
-
-def _unexpected(exc: Exception) -> UpstreamError:
-    logger.exception("streaming: the provider failed unexpectedly", exc_info=exc)
-    return UpstreamError("The model provider failed unexpectedly.")
-
-
-# -- WSGI: a worker thread calls the provider; the request thread writes ---------------------------
-
-
-class Cancellation(threading.Event):
-    """Set when a reply ends early: the worker stops, and a read blocked on a quiet upstream is hung up."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.upstream = UpstreamAbort()
-
-    def set(self) -> None:
-        super().set()
-        self.upstream.abort()
-
-
-def _produce_sync(reply: ReplyState, inbox: queue.SimpleQueue[Any], cancelled: Cancellation) -> None:
-    plan = AttemptPlan(reply.spec)
-    while True:
-        spec = plan.current
-        started = False
-        try:
-            request = _request(reply, spec)
-            request.extra[ON_OPEN] = cancelled.upstream.attach
-            stream = get_provider(spec.provider).stream(request)
-            try:
-                for event in stream:
-                    if cancelled.is_set():
-                        return
-                    if started:
-                        inbox.put(event)
-                        continue
-                    started = True
-                    reply.answered_by = spec
-                    inbox.put(event)
-                    time.sleep(0)  # (a GIL switch) the request thread sends the first token before the rest
-            finally:
-                stream.close()  # type: ignore[attr-defined]
-            inbox.put(END)
+        if time.monotonic() < self._deadline():
+            timers.at(self._deadline(), self._check_time)  # a token came since: the deadline moved
             return
-        except ProviderError as error:
-            delay = None if started or cancelled.is_set() else plan.next_delay(error)
-            if delay is None:
-                inbox.put(error)
-                return
-            logger.info("streaming: %s failed (%s); next attempt in %.2fs", spec.id, error.code, delay)
-            if cancelled.wait(delay):
-                return
-        except Exception as exc:
-            inbox.put(_unexpected(exc))
-            return
-
-
-def run_sync(reply: ReplyState) -> Generator[Batch, None, None]:
-    """Batches of chunks for a reply, on the calling thread; ``HEARTBEAT`` when a keep-alive is due.
-
-    The first batch (``start``) is yielded before the provider is called; the reply is saved after its
-    last tokens are yielded and before the closing chunks (``finish`` carries the stored cost), and in
-    ``finally`` when the consumer goes away first.
-    """
-    driver = Driver(reply)
-    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    cancelled = Cancellation()
-    saved = False
-    try:  # from the first yield: a client gone at the first write must leave a cancelled reply
-        yield driver.opening()
-        watcher.watch(reply.message_id, lambda: inbox.put(STOP))
-        threading.Thread(target=_produce_sync, args=(reply, inbox, cancelled), daemon=True).start()
-        while True:
-            items = _drain(inbox, driver.wait_time())
-            batch = driver.feed(items) if items else driver.quiet()
-            if driver.finished:
-                cancelled.set()
-                if batch:  # the last tokens go out now; the save comes before the closing chunks only
-                    yield batch
-                database.run(lambda: save_reply(reply))
-                saved = True
-                yield reply.closing_chunks()
-                return
-            if driver.lease_due():
-                driver.renew_lease()
-            if batch or batch is HEARTBEAT:
-                driver.sent()
-                yield batch
-    finally:
-        cancelled.set()
-        watcher.forget(reply.message_id)
-        if not saved:
-            database.run(lambda: _save_abandoned(reply))
-
-
-def _drain(inbox: queue.SimpleQueue[Any], timeout: float) -> list[Any]:
-    try:
-        items = [inbox.get(timeout=timeout)]
-    except queue.Empty:
-        return []
-    while True:
-        try:
-            items.append(inbox.get_nowait())
-        except queue.Empty:
-            return items
-
-
-def _save_abandoned(reply: ReplyState) -> None:
-    """The client went away (or the server is shutting down): keep the partial reply as cancelled."""
-    if reply.status == "streaming":
-        reply.cancel("disconnected")
-    try:
-        save_reply(reply)
-    except Exception:
-        logger.exception("streaming: could not save reply %s; it will show as interrupted", reply.message_id)
-
-
-# -- ASGI: a task calls the provider; the response generator writes -------------------------------
-
-
-class AsyncInbox:
-    """A queue that hands over everything that arrived since the last take, with one wake-up.
-
-    A take waits until its deadline at the latest (a heartbeat, a timeout, a lease renewal). One timer
-    keeps the deadlines: it moves only when it rings or when a deadline comes sooner, instead of being
-    set and cancelled for every token (each token pushes the deadline later).
-    """
-
-    def __init__(self) -> None:
-        self.items: list[Any] = []
-        self._waiter: asyncio.Future[None] | None = None
-        self._deadline = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = math.inf
-
-    def put(self, item: Any) -> None:
-        self.items.append(item)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def take(self, timeout: float) -> list[Any]:
-        """What arrived since the last take; empty when ``timeout`` seconds passed without anything."""
-        if not self.items:
-            loop = asyncio.get_running_loop()
-            self._deadline = loop.time() + timeout
-            if self._deadline < self._timer_at:
-                self._set_timer(loop, self._deadline)
-            waiter = self._waiter = loop.create_future()
-            try:
-                await waiter
-            finally:
-                self._waiter = None
-        items, self.items = self.items, []
-        return items
-
-    def _set_timer(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer, self._timer_at = loop.call_at(when, self._ring, loop), when
-
-    def _ring(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._timer, self._timer_at = None, math.inf
-        waiter = self._waiter
-        if waiter is None or waiter.done():
-            return  # nobody waits: the next take sets the timer again
-        if loop.time() < self._deadline:
-            self._set_timer(loop, self._deadline)  # the deadline moved on since the timer was set
+        if self.reply.ttft_ms is None:
+            message = f"The model sent nothing within {app_settings.first_token_timeout:g} seconds."
         else:
-            waiter.set_result(None)
+            message = f"The model stopped sending for {app_settings.idle_timeout:g} seconds."
+        self.fail(ProviderTimeout(message))
 
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-
-async def _produce_async(reply: ReplyState, inbox: AsyncInbox) -> None:
-    plan = AttemptPlan(reply.spec)
-    while True:
-        spec = plan.current
-        started = False
-        count = 0
-        try:
-            stream = get_provider(spec.provider).astream(_request(reply, spec))
-            try:
-                async for event in stream:
-                    if not started:
-                        started = True
-                        reply.answered_by = spec
-                    inbox.put(event)
-                    count += 1
-                    if count == 1 or not count % BURST:
-                        # A burst (a whole reply in one network read) is parsed without a pause: let
-                        # the writer send the first token, and then some, before the rest.
-                        await asyncio.sleep(0)
-            finally:
-                await stream.aclose()  # type: ignore[attr-defined]
-            inbox.put(END)
+    def _unread(self) -> None:
+        """The last reader left: end the reply now, or when the grace period passes with no reader."""
+        if self.ended.is_set():
             return
-        except ProviderError as error:
-            delay = None if started else plan.next_delay(error)
-            if delay is None:
-                inbox.put(error)
-                return
-            logger.info("streaming: %s failed (%s); next attempt in %.2fs", spec.id, error.code, delay)
-            await asyncio.sleep(delay)
-        except Exception as exc:
-            inbox.put(_unexpected(exc))
+        grace = app_settings.disconnect_grace_seconds
+        if not self._started or grace == 0:  # (not started: the first reader never came back)
+            self._settle(lambda reply: reply.cancel("disconnected"))
+        elif grace is not None:
+            self._unread_since = time.monotonic()
+            timers.after(grace, self._check_readers)
+
+    def _check_readers(self) -> None:
+        if self.ended.is_set() or self.transcript.readers or self._unread_since is None:
             return
+        grace = app_settings.disconnect_grace_seconds or 0.0
+        since = self._unread_since
+        now = time.monotonic()
+        if now - since < grace:  # a reader came and went meanwhile: its own grace counts
+            timers.at(since + grace, self._check_readers)
+            return
+        from streaming.replylog import reply_log
+
+        if reply_log().remote_readers(self.message_id):
+            self._unread_since = now  # read through another process: look again later
+            timers.after(grace, self._check_readers)
+            return
+        self._settle(lambda reply: reply.cancel("disconnected"))
+
+    # -- the end ------------------------------------------------------------------------------------
+    def _finish(self) -> None:
+        """The outcome is settled: close the provider call, stop watching, save, then the closing chunks."""
+        with self._lock:
+            hangup, task = self._hangup, self._task
+        if hangup is not None:
+            hangup()
+        if task is not None:
+            _cancel(task)
+        watcher.forget(self.message_id)
+        self._save()
+
+    def _save(self) -> None:
+        database.start(lambda: save_reply(self.reply)).add_done_callback(self._saved)
+
+    def _saved(self, saving: Future[bool]) -> None:
+        error = saving.exception()
+        if error is None:
+            self._close(self.reply.closing_chunks())
+        elif isinstance(error, (OperationalError, InterfaceError)):
+            self._retry_save(error)
+        else:
+            if not isinstance(error, DatabaseError):
+                logger.error("streaming: could not save reply %s", self.message_id, exc_info=error)
+            else:
+                logger.error("streaming: the database refused reply %s", self.message_id, exc_info=error)
+            self._close(self.reply.closing_chunks())
+
+    def _retry_save(self, error: BaseException) -> None:
+        delay = SAVE_RETRY_DELAYS[min(self._save_attempts, len(SAVE_RETRY_DELAYS) - 1)]
+        if self._save_attempts == 0:
+            logger.warning(
+                "streaming: the database is unreachable; reply %s is kept until it returns: %s",
+                self.message_id,
+                error,
+            )
+            self.transcript.append([saving_notice()])
+        self._save_attempts += 1
+        timers.after(delay, self._save)
+
+    def _close(self, chunks: list[Chunk]) -> None:
+        self.transcript.end(chunks)
+        upkeep.unregister(self)
 
 
-async def run_async(reply: ReplyState, *, database_here: bool = False) -> AsyncGenerator[Batch, None]:
-    """The async twin of ``run_sync``, for ASGI requests and WebSocket consumers.
+def saving_notice() -> Chunk:
+    """Told to readers while a reply waits for the database: nothing is lost, it is saved when it returns."""
+    return {
+        "type": "data-notice",
+        "transient": True,
+        "data": {
+            "code": "database_unavailable",
+            "message": "The database is unreachable: the reply is kept, and saved when it returns.",
+        },
+    }
 
-    Its database work runs on ``streaming.database``'s threads; with ``database_here``, where Django
-    would run it (the reply started inside a transaction: a ``TestCase``).
-    """
-    driver = Driver(reply)
-    inbox = AsyncInbox()
-    saved = False
-    producer: asyncio.Task[None] | None = None
-    try:  # from the first yield: a client gone at the first write must leave a cancelled reply
-        yield driver.opening()
-        loop = asyncio.get_running_loop()
-        watcher.watch(reply.message_id, lambda: loop.call_soon_threadsafe(inbox.put, STOP))
-        producer = asyncio.create_task(_produce_async(reply, inbox))
-        while True:
-            items = await inbox.take(driver.wait_time())
-            batch = driver.feed(items) if items else driver.quiet()
-            if driver.finished:
-                producer.cancel()
-                if batch:  # the last tokens go out now; the save comes before the closing chunks only
-                    yield batch
-                await database.arun(lambda: save_reply(reply), here=database_here)
-                saved = True
-                yield reply.closing_chunks()
-                return
-            if driver.lease_due():
-                if database_here:  # (inside a test's transaction: in its thread, waited for)
-                    await database.arun(driver.touch(), here=True)
-                else:
-                    driver.renew_lease()
-            if batch or batch is HEARTBEAT:
-                driver.sent()
-                yield batch
-    finally:
-        inbox.close()
-        if producer is not None:
-            producer.cancel()
-        watcher.forget(reply.message_id)
-        if not saved:
-            await database.arun(lambda: _save_abandoned(reply), here=database_here)
+
+def _cancel(task: asyncio.Task[None]) -> None:
+    loop = task.get_loop()
+    try:
+        here = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
+    if here is loop:
+        if task is not asyncio.current_task():  # (the producer ending the reply itself returns anyway)
+            task.cancel()
+    elif not loop.is_closed():
+        loop.call_soon_threadsafe(task.cancel)

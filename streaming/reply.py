@@ -1,25 +1,43 @@
 """The state of one streaming reply, without I/O: events in, protocol chunks out.
 
 Both transports (SSE over WSGI or ASGI, and WebSocket) drive a ``ReplyState``: it accumulates the
-text, reasoning, usage and timings that ``services.save_reply`` persists, and builds the UI message
-stream v1 chunks of SPEC §6.
+text, reasoning, usage and timings that ``saving.save_reply`` persists, and builds the chunks of the
+Vercel AI SDK's UI message stream (v1).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from streaming.conf import ModelSpec
 from streaming.events import Event, Finish, ReasoningDelta, TextDelta, Usage, estimate_tokens
-from streaming.exceptions import StreamingError
+from streaming.exceptions import ReplyInterrupted, StreamingError
 from streaming.providers.base import ChatMessage
 
 if TYPE_CHECKING:
     from streaming.budgets import BudgetGuard
 
+logger = logging.getLogger(__name__)
+
 Chunk = dict[str, Any]
+
+#: A token count past this is not believed: the reply keeps an estimate instead (a count this large
+#: would be a bug upstream, and would not fit the database's integer columns).
+MAX_TOKENS = 10**9
+
+
+def believable(usage: Usage) -> bool:
+    counts = (
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cached_input_tokens,
+        usage.cache_write_tokens,
+        usage.reasoning_tokens,
+    )
+    return all(isinstance(n, int) and 0 <= n <= MAX_TOKENS for n in counts)
 
 
 @dataclass
@@ -48,6 +66,8 @@ class ReplyState:
     cost: str | None = None  # set by save_reply from the stored cost snapshot
     saved: bool = False  # set by save_reply once the outcome is stored
     budget: BudgetGuard | None = None  # stops the reply when it would pass the user's budget
+    before_text: str = ""  # a reply that continues one cut short: what it had already
+    before_reasoning: str = ""
     _open_part: str | None = None  # "r1" or "t1" while a part is open
 
     # -- building the stream ------------------------------------------------------------------
@@ -68,7 +88,11 @@ class ReplyState:
         if isinstance(event, ReasoningDelta):
             return self._delta("r1", "reasoning", event.text, self.reasoning_parts)
         if isinstance(event, Usage):
-            if event.partial:
+            if not believable(event):
+                logger.warning(
+                    "streaming: ignored the provider's usage for reply %s: %s", self.message_id, event
+                )
+            elif event.partial:
                 self.reported = event
             else:
                 self.usage = event
@@ -99,6 +123,11 @@ class ReplyState:
         return [chunk]
 
     @property
+    def answered_id(self) -> str:
+        """The model that answers (a fallback, when the first choice failed before its first token)."""
+        return (self.answered_by or self.spec).id
+
+    @property
     def has_output(self) -> bool:
         return bool(self.text_parts or self.reasoning_parts)
 
@@ -110,6 +139,12 @@ class ReplyState:
     def fail(self, error: StreamingError) -> None:
         self._settle("error")
         self.error = error
+        self.finish_reason = "error"
+
+    def interrupt(self) -> None:
+        """Its process died before it ended (the reply is taken over by another)."""
+        self._settle("interrupted")
+        self.error = ReplyInterrupted()
         self.finish_reason = "error"
 
     def cancel(self, reason: str) -> None:
@@ -132,7 +167,7 @@ class ReplyState:
             chunks.append({"type": "message-metadata", "messageMetadata": metadata})
             chunks.append({"type": "abort", "reason": "stopped"})
             return chunks
-        if self.status == "error" and self.error is not None:
+        if self.error is not None:
             chunks.append({"type": "error", "errorText": self.error.message, "code": self.error.code})
         else:
             chunks.append({"type": "finish-step"})
@@ -162,18 +197,18 @@ class ReplyState:
     # -- helpers ----------------------------------------------------------------------------------
     @property
     def text(self) -> str:
-        return "".join(self.text_parts)
+        return self.before_text + "".join(self.text_parts)
 
     @property
     def reasoning(self) -> str:
-        return "".join(self.reasoning_parts)
+        return self.before_reasoning + "".join(self.reasoning_parts)
 
     def estimated_usage(self) -> Usage:
         """What the reply probably cost when the provider never reported its final usage (stopped early,
         failed). What the vendor did report is kept: its input side is exact, and its output count is
         a floor for the estimate from the text received (more may have arrived since)."""
-        text_tokens = estimate_tokens(self.text)
-        reasoning_tokens = estimate_tokens(self.reasoning)
+        text_tokens = estimate_tokens("".join(self.text_parts))
+        reasoning_tokens = estimate_tokens("".join(self.reasoning_parts))
         reported = self.reported
         if reported is None:
             return Usage(

@@ -1,32 +1,29 @@
-"""Run a reply: validate, store the user message, build the context, and save the outcome.
+"""Start a reply: validate, store the user message and the reply's message, build the context.
 
-Views parse requests and call these functions; the transports (``relay``, ``consumers``) drive the
-provider between ``start_reply`` and ``save_reply``. A reply costs a constant number of queries,
-whatever its length: a few to start, a few to save, never one per token.
+Views parse requests and call these functions; the relay drives the provider from ``start_reply`` to
+``saving.save_reply``. A reply costs a constant number of queries, whatever its length: a few to
+start, a few to save, never one per token.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from streaming import budgets
 from streaming.conf import ModelSpec, app_settings
-from streaming.costs import price_call
-from streaming.exceptions import InvalidRequest, MessageTooLong, NotFound, ReplyInProgress
-from streaming.models import Conversation, Message, Usage, mark_stale_interrupted
-from streaming.pricing import cost_string
+from streaming.database import write_transaction
+from streaming.exceptions import InvalidRequest, MessageTooLong, NotContinuable, NotFound, ReplyInProgress
+from streaming.models import Conversation, Message
 from streaming.providers.base import ChatMessage
 from streaming.reply import ReplyState
+from streaming.upkeep import take_over_stale
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +32,22 @@ _AFTER = timedelta(microseconds=1)
 
 @dataclass(frozen=True, slots=True)
 class ChatInput:
-    """A validated chat request, whichever body it came in (simple or ``useChat``)."""
+    """A validated chat request, whichever body it came in (simple or ``useChat``).
 
-    conversation_id: uuid.UUID | None
+    ``conversation_id`` is a UUID or a client's own chat id; ``continued`` names a reply cut short
+    that the model is asked to go on with.
+    """
+
+    conversation_id: uuid.UUID | str | None
     text: str
     model_id: str | None
     reasoning: bool = False
     regenerate: bool = False
+    continued: uuid.UUID | None = None
+
+
+#: What the model is told when it is asked to go on with a reply that was cut short.
+CONTINUE_PROMPT = "Continue your last message exactly where it stopped, without repeating any of it."
 
 
 def resolve_model(model_id: str | None) -> ModelSpec:
@@ -58,8 +64,10 @@ def resolve_model(model_id: str | None) -> ModelSpec:
 def start_reply(user: Any, chat: ChatInput) -> ReplyState:
     """Store the user message and an empty ``streaming`` assistant message; return the reply to stream.
 
-    Raises the domain errors of SPEC §4 (400, 402, 404, 409, 413) before anything is stored.
+    Raises the API's errors (400, 402, 404, 409, 413) before anything is stored.
     """
+    if chat.continued is not None:
+        return _continue_reply(user, chat, chat.continued)
     spec = resolve_model(chat.model_id)
     if len(chat.text) > app_settings.max_message_chars:
         raise MessageTooLong(
@@ -72,9 +80,7 @@ def start_reply(user: Any, chat: ChatInput) -> ReplyState:
     with write_transaction():
         conversation, created = _lock_conversation(user, chat.conversation_id, spec, make_title(chat.text))
         if not created:
-            mark_stale_interrupted(conversation.messages.all(), stale_after=app_settings.stale_after_seconds)
-            if conversation.messages.filter(status=Message.Status.STREAMING).exists():
-                raise ReplyInProgress()
+            _refuse_if_streaming(conversation)
         now = timezone.now()
         if chat.regenerate:
             user_message = _prepare_regenerate(conversation)
@@ -98,9 +104,7 @@ def start_reply(user: Any, chat: ChatInput) -> ReplyState:
             if not conversation.title:
                 fields["title"] = make_title(user_message.content)
             Conversation.objects.filter(pk=conversation.pk).update(**fields)
-    context = [*history, ChatMessage("user", user_message.content)]
-    if app_settings.system_prompt:
-        context.insert(0, ChatMessage("system", app_settings.system_prompt))
+    context = _with_system_prompt([*history, ChatMessage("user", user_message.content)])
     return ReplyState(
         message_id=str(assistant.id),
         conversation_id=str(conversation.id),
@@ -113,20 +117,102 @@ def start_reply(user: Any, chat: ChatInput) -> ReplyState:
     )
 
 
+def _continue_reply(user: Any, chat: ChatInput, message_id: uuid.UUID) -> ReplyState:
+    """Ask the model to go on with a reply that was cut short (stopped, failed or interrupted): the new
+    text is appended to the same message, and the call gets a usage row of its own."""
+    remaining = budgets.check_budget(user.pk)
+    with write_transaction():
+        reply = (
+            Message.objects.select_related("conversation")
+            .filter(pk=message_id, role=Message.Role.ASSISTANT, conversation__owner_id=user.pk)
+            .first()
+        )
+        if reply is None:
+            raise NotFound("No such reply.", field="continue")
+        conversation = Conversation.objects.select_for_update().get(pk=reply.conversation_id)
+        _refuse_if_streaming(conversation)
+        reply.refresh_from_db()
+        if reply.status not in CUT_SHORT:
+            raise NotContinuable(f"Only a reply cut short can be continued; this one is {reply.status}.")
+        spec = resolve_model(chat.model_id or reply.model)
+        now = timezone.now()
+        Message.objects.filter(pk=reply.pk).update(status=Message.Status.STREAMING, updated_at=now)
+        history = _history(conversation, before=reply)
+        question_id = (
+            conversation.messages.filter(role=Message.Role.USER, created_at__lt=reply.created_at)
+            .order_by("-created_at")
+            .values_list("pk", flat=True)
+            .first()
+        )
+    context = _with_system_prompt(
+        [*history, ChatMessage("assistant", reply.content), ChatMessage("user", CONTINUE_PROMPT)]
+    )
+    state = ReplyState(
+        message_id=str(reply.pk),
+        conversation_id=str(conversation.pk),
+        user_message_id=str(question_id or ""),
+        user_id=user.pk,
+        spec=spec,
+        context=context,
+        reasoning_requested=chat.reasoning and spec.reasoning,
+        budget=budgets.guard_for(remaining, spec, context),
+        before_text=reply.content,
+        before_reasoning=reply.reasoning,
+    )
+    return state
+
+
+CUT_SHORT = (Message.Status.CANCELLED, Message.Status.ERROR, Message.Status.INTERRUPTED)
+
+
+def _refuse_if_streaming(conversation: Conversation) -> None:
+    """409 while a reply streams in the conversation (one whose process died is taken over first)."""
+    take_over_stale(conversation.messages.all())
+    if conversation.messages.filter(status=Message.Status.STREAMING).exists():
+        raise ReplyInProgress()
+
+
+def _with_system_prompt(context: list[ChatMessage]) -> list[ChatMessage]:
+    if app_settings.system_prompt:
+        return [ChatMessage("system", app_settings.system_prompt), *context]
+    return context
+
+
 def _lock_conversation(
-    user: Any, conversation_id: uuid.UUID | None, spec: ModelSpec, title: str
+    user: Any, ref: uuid.UUID | str | None, spec: ModelSpec, title: str
 ) -> tuple[Conversation, bool]:
-    """The conversation, locked for this reply, and whether it was created now (it has no messages)."""
-    if conversation_id is None:
+    """The conversation, locked for this reply, and whether it was created now (it has no messages).
+
+    An unknown id starts that conversation: a UUID becomes its id, any other id (a client's own, as
+    the AI SDK's ``useChat`` makes them) is kept as its ``client_id``, unique for its owner.
+    """
+    if ref is None:
         return Conversation.objects.create(owner=user, model=spec.id, title=title), True
-    conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
+    locked = Conversation.objects.select_for_update()
+    if isinstance(ref, uuid.UUID):
+        conversation = locked.filter(pk=ref).first()
+        named: dict[str, Any] = {"id": ref}
+    else:
+        conversation = locked.filter(owner=user, client_id=ref).first()
+        named = {"client_id": ref}
     if conversation is None:
-        # An unknown id from a client (useChat makes its own ids) starts that conversation.
-        new = Conversation.objects.create(id=conversation_id, owner=user, model=spec.id, title=title)
-        return new, True
+        try:
+            with transaction.atomic():  # (a savepoint: PostgreSQL aborts a transaction that failed)
+                return Conversation.objects.create(owner=user, model=spec.id, title=title, **named), True
+        except IntegrityError:
+            # The same new conversation, started by another request at this moment: it replies there.
+            raise ReplyInProgress() from None
     if conversation.owner_id != user.pk:
         raise NotFound("No such conversation.")
     return conversation, False
+
+
+def find_conversation(owner_id: Any, ref: str) -> Conversation | None:
+    """The owner's conversation by its UUID or its client's chat id."""
+    try:
+        return Conversation.objects.filter(pk=uuid.UUID(ref), owner_id=owner_id).first()
+    except ValueError:
+        return Conversation.objects.filter(client_id=ref, owner_id=owner_id).first()
 
 
 def _prepare_regenerate(conversation: Conversation) -> Message:
@@ -165,74 +251,3 @@ def parse_title(data: dict[str, object]) -> str:
 def make_title(text: str, limit: int = 80) -> str:
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
-
-
-def save_reply(reply: ReplyState) -> None:
-    """Persist the outcome of a reply: the assistant message, its usage row, the conversation's time."""
-    answered = reply.answered_by or reply.spec
-    error = reply.error
-    now = timezone.now()
-    price = None
-    if reply.usage is not None:  # priced once, with the snapshot stored on the row and sent in `finish`
-        price = price_call(reply.usage, answered.provider, answered.model, now)
-        reply.cost = cost_string(price.total_cost)
-    with write_transaction():
-        Message.objects.filter(pk=reply.message_id).update(
-            content=reply.text,
-            reasoning=reply.reasoning,
-            status=reply.status,
-            finish_reason=reply.finish_reason,
-            model=answered.id,
-            error_code=error.code if error else reply.cancel_reason,
-            error_text=error.message if error else "",
-            ttft_ms=reply.ttft_ms,
-            duration_ms=reply.duration_ms,
-            updated_at=now,
-        )
-        if reply.usage is not None and price is not None:
-            Usage.objects.create(
-                user_id=reply.user_id,
-                conversation_id=reply.conversation_id,
-                message_id=reply.message_id,
-                provider=answered.provider,
-                model=answered.model,
-                ttft_ms=reply.ttft_ms,
-                duration_ms=reply.duration_ms,
-                created_at=now,
-                priced_at=now,
-                **reply.usage.as_dict(),
-                **price.as_fields(),
-            )
-        Conversation.objects.filter(pk=reply.conversation_id).update(updated_at=now)
-    reply.saved = True
-
-
-def touch_reply(message_id: str, text: str, reasoning: str) -> None:
-    """Renew a long reply's lease so that it is not taken for one whose process died, and store its
-    text so far: if the process dies (a SIGKILL, a redeploy that outlasts the server's graceful
-    timeout), the reply that turns ``interrupted`` keeps what the user had already read, up to one
-    lease period behind. A reply already saved is left alone (the relay does not wait for this)."""
-    with write_transaction():
-        Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
-            content=text, reasoning=reasoning, updated_at=timezone.now()
-        )
-
-
-_sqlite_writes = threading.RLock()
-
-
-@contextlib.contextmanager
-def write_transaction() -> Iterator[None]:
-    """``transaction.atomic()`` for a reply's writes; on SQLite, one at a time in this process.
-
-    SQLite has one writer at a time, and a connection that finds the database locked sleeps and
-    retries (longer and longer, up to its ``timeout``): a thousand replies starting at once under
-    ASGI (a thread each) then crawl, and some fail with "database is locked". Waiting on a lock
-    here instead hands the database to the next writer as soon as it is free.
-    """
-    if connection.vendor != "sqlite":
-        with transaction.atomic():
-            yield
-        return
-    with _sqlite_writes, transaction.atomic():
-        yield

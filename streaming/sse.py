@@ -1,56 +1,21 @@
-"""Server-Sent Events: chunk encoding, the heartbeat comment, and the streaming response class."""
+"""Server-Sent Events: a chunk's event, the end marker, the heartbeat comment, and the response class."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, cast
 
 import orjson
 from django.http import StreamingHttpResponse
 
-from streaming.relay import HEARTBEAT, run_async, run_sync
-from streaming.reply import ReplyState
-
 DONE = b"data: [DONE]\n\n"
 PING = b": ping\n\n"
 
 
-class ChunkEncoder:
-    """Numbers the events of one stream: ``id: <n>`` + ``data: <json>`` + a blank line."""
-
-    def __init__(self) -> None:
-        self.next_id = 0
-
-    def encode(self, chunks: Iterable[dict[str, Any]]) -> bytes:
-        out = bytearray()
-        for chunk in chunks:
-            out += b"id: %d\ndata: %s\n\n" % (self.next_id, orjson.dumps(chunk))
-            self.next_id += 1
-        return bytes(out)
-
-
-def stream_sync(reply: ReplyState) -> Iterator[bytes]:
-    """The SSE body of a reply under WSGI."""
-    encoder = ChunkEncoder()
-    batches = run_sync(reply)
-    try:
-        for batch in batches:
-            yield PING if batch is HEARTBEAT else encoder.encode(batch)
-        yield DONE
-    finally:
-        batches.close()
-
-
-async def stream_async(reply: ReplyState, *, database_here: bool = False) -> AsyncIterator[bytes]:
-    """The SSE body of a reply under ASGI (``database_here``: see ``run_async``)."""
-    encoder = ChunkEncoder()
-    batches = run_async(reply, database_here=database_here)
-    try:
-        async for batch in batches:
-            yield PING if batch is HEARTBEAT else encoder.encode(batch)
-        yield DONE
-    finally:
-        await batches.aclose()
+def frame(chunk_id: int, chunk: dict[str, Any]) -> bytes:
+    """One chunk as an event: ``id: <n>`` + ``data: <json>`` + a blank line. (JSON has no raw newline,
+    so a blank line never occurs inside an event.)"""
+    return b"id: %d\ndata: %s\n\n" % (chunk_id, orjson.dumps(chunk))
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -62,9 +27,19 @@ class EventStreamResponse(StreamingHttpResponse):
     ticket #37066). There is no ``Connection`` header: it is hop-by-hop, and WSGI forbids it.
     """
 
-    def __init__(self, content: Iterator[bytes] | AsyncIterator[bytes], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        content: Iterator[bytes] | AsyncIterator[bytes],
+        *,
+        on_close: Callable[[], object] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(content, content_type="text/event-stream", **kwargs)
         self._generator = content
+        if on_close is not None:
+            # Also when the body never started: a generator closed before its first step runs no
+            # ``finally``, and a server may drop a response whose client left early.
+            self._resource_closers.append(on_close)  # type: ignore[attr-defined]
         self["Cache-Control"] = "no-cache"
         self["X-Accel-Buffering"] = "no"
         self["x-vercel-ai-ui-message-stream"] = "v1"

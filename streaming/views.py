@@ -1,7 +1,8 @@
-"""Views parse the request and return a response; ``services`` does the work."""
+"""Views parse the request and return a response; ``services`` and ``streams`` do the work."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from django.contrib.auth.decorators import login_required
@@ -10,16 +11,21 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
-from streaming import budgets, database, services
+from streaming import budgets, services, streams
 from streaming.api import api_view
 from streaming.conf import app_settings
-from streaming.exceptions import NotFound, NotStreaming
-from streaming.models import Conversation, Message, mark_stale_interrupted
+from streaming.exceptions import InvalidRequest, NotFound, NotStreaming
+from streaming.models import Conversation, Message
 from streaming.payloads import parse_chat, parse_json_object
+from streaming.readers import Reader
 from streaming.serializers import conversation_detail as detail_dict
 from streaming.serializers import conversation_dict
-from streaming.sse import EventStreamResponse, stream_async, stream_sync
+from streaming.sse import EventStreamResponse
 from streaming.stopping import request_stop
+from streaming.upkeep import take_over_stale
+
+#: How long deleting a conversation waits for its streaming reply to stop and be saved.
+DELETE_WAIT_SECONDS = 5.0
 
 
 @login_required
@@ -48,28 +54,41 @@ def _uuid_or_404(value: str) -> uuid.UUID:
         raise NotFound("Not found.") from None
 
 
-def _own_conversation(request: HttpRequest, conversation_id: str) -> Conversation:
-    conversation = (
-        Conversation.objects.with_cost()
-        .filter(pk=_uuid_or_404(conversation_id), owner_id=request.user.pk)
-        .first()
-    )
-    if conversation is None:
+def _own_conversation(request: HttpRequest, ref: str) -> Conversation:
+    """The user's conversation by its id or its client's chat id; 404 for anyone else's."""
+    found = services.find_conversation(request.user.pk, ref)
+    if found is None:
         raise NotFound("No such conversation.")
-    return conversation
+    return Conversation.objects.with_cost().get(pk=found.pk)
 
 
 @api_view(["GET", "PATCH", "DELETE"])
 def conversation(request: HttpRequest, conversation_id: str) -> HttpResponse:
     found = _own_conversation(request, conversation_id)
     if request.method == "DELETE":
+        _stop_replies(found)
         found.delete()
         return HttpResponse(status=204)
     if request.method == "PATCH":
         found.title = services.parse_title(parse_json_object(request.body))
         found.save(update_fields=["title"])
-    mark_stale_interrupted(found.messages.all(), stale_after=app_settings.stale_after_seconds)
+    take_over_stale(found.messages.all())
     return JsonResponse(detail_dict(found))
+
+
+def _stop_replies(conversation: Conversation) -> None:
+    """Stop a conversation's streaming reply before it goes: the reply is saved, and its usage row
+    (which outlives the conversation) still counts toward costs and budgets."""
+    streaming = conversation.messages.filter(status=Message.Status.STREAMING)
+    ids = [str(pk) for pk in streaming.values_list("pk", flat=True)]
+    if not ids:
+        return
+    for message_id in ids:
+        request_stop(message_id)
+    deadline = time.monotonic() + DELETE_WAIT_SECONDS
+    while streaming.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    take_over_stale(streaming, older_than=0)  # its process did not answer: it ends here
 
 
 @api_view(["GET"])
@@ -82,15 +101,17 @@ def budget(request: HttpRequest) -> HttpResponse:
 def chat(request: HttpRequest) -> HttpResponseBase:
     reply = services.start_reply(request.user, parse_chat(request.body))
     if isinstance(request, ASGIRequest):
-        # Inside a transaction (a TestCase), the reply's later database work must stay in it too.
-        return EventStreamResponse(stream_async(reply, database_here=database.in_transaction()))
-    return EventStreamResponse(stream_sync(reply))
+        body, reader = streams.start_async(reply)
+        return EventStreamResponse(body, on_close=reader.close)
+    sync_body, reader = streams.start_sync(reply)
+    return EventStreamResponse(sync_body, on_close=reader.close)
 
 
 @api_view(["POST"])
 def stop(request: HttpRequest, message_id: str) -> HttpResponse:
     mine = Message.objects.filter(pk=_uuid_or_404(message_id), conversation__owner_id=request.user.pk)
-    mark_stale_interrupted(mine, stale_after=app_settings.stale_after_seconds)  # nobody would hear a stop
+    # A reply whose process missed two lease renewals is taken for dead: nobody would hear the stop.
+    take_over_stale(mine, older_than=app_settings.stale_after_seconds / 2)
     message = mine.first()
     if message is None:
         raise NotFound("No such message.")
@@ -98,3 +119,50 @@ def stop(request: HttpRequest, message_id: str) -> HttpResponse:
         raise NotStreaming(f"This reply is already {message.status}.")
     request_stop(str(message.id))
     return JsonResponse({"id": str(message.id), "status": "stopping"}, status=202)
+
+
+@api_view(["GET"])
+def message_stream(request: HttpRequest, message_id: str) -> HttpResponseBase:
+    """Attach to a reply: live while it streams (after ``Last-Event-ID`` or ``?after=``), replayed from
+    storage once it ended."""
+    message = (
+        Message.objects.filter(pk=_uuid_or_404(message_id), conversation__owner_id=request.user.pk)
+        .exclude(role=Message.Role.USER)
+        .first()
+    )
+    if message is None:
+        raise NotFound("No such reply.")
+    return _stream(request, streams.attach(message, _after(request)))
+
+
+@api_view(["GET"])
+def chat_stream(request: HttpRequest, chat_id: str) -> HttpResponseBase:
+    """The AI SDK's resume: the conversation's streaming reply from its first chunk; 204 when none."""
+    found = services.find_conversation(request.user.pk, chat_id)
+    if found is None:
+        raise NotFound("No such conversation.")
+    take_over_stale(found.messages.all())
+    message = found.messages.filter(status=Message.Status.STREAMING).order_by("-created_at").first()
+    if message is None:
+        return HttpResponse(status=204)
+    return _stream(request, streams.attach(message))
+
+
+def _after(request: HttpRequest) -> int:
+    """The id of the last chunk the client has: ``Last-Event-ID`` (what EventSource sends) or ``?after=``."""
+    value = request.headers.get("Last-Event-ID") or request.GET.get("after")
+    if value is None or value == "":
+        return -1
+    try:
+        after = int(value)
+    except ValueError:
+        raise InvalidRequest("'after' (or Last-Event-ID) must be an event id.", field="after") from None
+    if after < -1:
+        raise InvalidRequest("'after' (or Last-Event-ID) must be an event id.", field="after")
+    return after
+
+
+def _stream(request: HttpRequest, reader: Reader) -> EventStreamResponse:
+    if isinstance(request, ASGIRequest):
+        return EventStreamResponse(streams.sse_async(reader), on_close=reader.close)
+    return EventStreamResponse(streams.sse_sync(reader), on_close=reader.close)

@@ -12,8 +12,9 @@ import pytest
 from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
 
-from streaming import database
+from streaming import database, upkeep
 from streaming.providers.scripted import ScriptedProvider
+from tests.replies import settle
 
 STRICT = bool(os.environ.get("STREAMING_REQUIRE_SERVICES") or os.environ.get("CI"))
 
@@ -36,10 +37,15 @@ def _reset_scripted() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _end_database_threads() -> Iterator[None]:
-    """The app's database threads keep their connections: end them after each test, so that none
-    outlives the database it saw (pytest-django drops the test database at the end, which PostgreSQL
-    refuses while a connection to it is open)."""
+    """A reply outlives its readers (for its grace period): stop what a test left streaming, and wait
+    for it to be saved, before the test's data goes. Then end the app's database threads, which keep
+    their connections, so that none outlives the database it saw (pytest-django drops the test
+    database at the end, which PostgreSQL refuses while a connection to it is open)."""
     yield
+    for relay in list(upkeep.live.values()):
+        relay.stop()
+    settle()
+    upkeep.stop()
     database.threads.stop()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 DEBUG = False
 SECRET_KEY = "tests-only-not-secret"
@@ -52,11 +53,22 @@ if os.environ.get("DATABASE_URL"):
 
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"])}
 else:
+    # A file in WAL mode, as a deployment's SQLite would be: the app's own threads (database work,
+    # leases, takeovers) read and write beside the test's, and an in-memory database shared between
+    # connections locks whole tables instead ("database table is locked", at once, without waiting).
+    _sqlite = os.environ.get("SQLITE_PATH") or os.path.join(
+        tempfile.mkdtemp(prefix="streaming-tests-"), "db.sqlite3"
+    )
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.environ.get("SQLITE_PATH", ":memory:"),
-            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+            "NAME": _sqlite,
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;",
+            },
+            "TEST": {"NAME": _sqlite},
         }
     }
 

@@ -13,7 +13,7 @@ from streaming.models import Conversation, Message
 from streaming.providers.scripted import Pause, ScriptedProvider
 from tests.sse import parse_events
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def chat(client: Client, body: Any, **extra: Any) -> Any:
@@ -86,7 +86,10 @@ def test_wrong_method_is_405(api: Client) -> None:
         ({"message": "Hi", "model": "openai:gpt-5-ultra"}, "model"),
         ({"message": "Hi", "model": "no-colon"}, "model"),
         ({"message": "Hi", "reasoning": "yes"}, "reasoning"),
-        ({"message": "Hi", "conversation": "not-a-uuid"}, "conversation"),
+        ({"message": "Hi", "conversation": "x" * 101}, "conversation"),
+        ({"message": "Hi", "conversation": "tab\tin-it"}, "conversation"),
+        ({"message": "Hi", "conversation": ""}, "conversation"),
+        ({"message": "Hi\u0000there"}, "message"),
         ({"message": "Hi", "conversation": 12}, "conversation"),
         ({"messages": "hello"}, "messages"),
         ({"messages": [{"role": "assistant", "parts": []}]}, "messages"),

@@ -25,8 +25,8 @@ from streaming.exceptions import BudgetExceeded
 from streaming.models import Message, Usage, UserBudget
 from streaming.providers.base import ChatMessage
 from streaming.providers.scripted import Pause, ScriptedProvider, text_reply
-from streaming.relay import HEARTBEAT, run_async, run_sync
 from streaming.services import ChatInput, start_reply
+from tests import replies
 from tests.costs import d, priced_streaming, usage_row
 from tests.queries import all_queries
 
@@ -206,7 +206,7 @@ def test_a_reply_that_crosses_the_budget_is_stopped_and_saved(user: Any, limited
     ScriptedProvider.enqueue(long_reply())
     reply = start_reply(user, ChatInput(None, "Write a lot", MODEL))
     assert reply.budget is not None and reply.budget.remaining == d("0.01")
-    chunks = [chunk for batch in run_sync(reply) if batch is not HEARTBEAT for chunk in batch]
+    chunks = replies.chunks(reply)
     assert_stopped_for_budget(chunks, user)
 
 
@@ -216,7 +216,7 @@ def test_the_async_relay_stops_it_too(user: Any, limited: None) -> None:
     reply = start_reply(user, ChatInput(None, "Write a lot", MODEL))
 
     async def collect() -> list[dict[str, Any]]:
-        return [chunk async for batch in run_async(reply) if batch is not HEARTBEAT for chunk in batch]
+        return await replies.achunks(reply)
 
     assert_stopped_for_budget(asyncio.run(collect()), user)
 
@@ -233,7 +233,7 @@ def test_a_reply_within_budget_is_not_stopped(user: Any, limited: None) -> None:
     spend(user, "0.5")
     ScriptedProvider.enqueue(long_reply())  # ~$0.016
     reply = start_reply(user, ChatInput(None, "Write a lot", MODEL))
-    chunks = [chunk for batch in run_sync(reply) if batch is not HEARTBEAT for chunk in batch]
+    chunks = replies.chunks(reply)
     assert chunks[-1]["finishReason"] == "stop"
     assert not any(chunk["type"] == "error" for chunk in chunks)
 
@@ -263,7 +263,7 @@ def test_a_budgeted_reply_costs_the_same_queries_whatever_its_length(user: Any, 
         ScriptedProvider.enqueue(text_reply(tokens))
         with all_queries() as queries:  # (the save runs on the app's database threads)
             reply = start_reply(user, ChatInput(None, "Hi", MODEL))
-            chunks = [chunk for batch in run_sync(reply) if batch is not HEARTBEAT for chunk in batch]
+            chunks = replies.chunks(reply)
         assert chunks[-1]["finishReason"] == "stop"
         counts.append(queries.work().kinds())
     assert counts[0] == counts[1]

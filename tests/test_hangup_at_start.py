@@ -12,7 +12,7 @@ import pytest
 from streaming import services
 from streaming.models import Message
 from streaming.providers.scripted import ScriptedProvider
-from streaming.relay import run_async, run_sync
+from tests import replies
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,13 +22,14 @@ def start(user: Any) -> Any:
 
 
 def assert_cancelled_before_the_provider() -> None:
+    replies.settle()
     message = Message.objects.get(role="assistant")
     assert (message.status, message.error_code) == ("cancelled", "disconnected")
     assert not ScriptedProvider.calls
 
 
 def test_wsgi(user: Any) -> None:
-    batches = run_sync(start(user))
+    batches = replies.batches(start(user))
     assert next(batches)[0]["type"] == "start"
     batches.close()
     assert_cancelled_before_the_provider()
@@ -38,7 +39,7 @@ def test_asgi(user: Any) -> None:
     reply = start(user)
 
     async def consume() -> None:
-        batches = run_async(reply)
+        batches = replies.abatches(reply)
         assert (await anext(batches))[0]["type"] == "start"
         await batches.aclose()
 

@@ -25,8 +25,8 @@ from streaming.pricing import (
     price_usage,
 )
 from streaming.providers.scripted import Pause, ScriptedProvider
-from streaming.relay import HEARTBEAT, run_sync
 from streaming.services import ChatInput, start_reply
+from tests import replies
 from tests.costs import d, priced_streaming, usage_row
 from tests.queries import all_queries
 
@@ -292,7 +292,7 @@ def test_reprice_reads_in_batches_with_bounded_queries(user: Any, django_assert_
 def reply_chunks(user: Any, model: str, *script: Any, conversation: Any = None) -> list[dict[str, Any]]:
     ScriptedProvider.enqueue(script)
     reply = start_reply(user, ChatInput(conversation, "How much?", model))
-    return [chunk for batch in run_sync(reply) if batch is not HEARTBEAT for chunk in batch]
+    return replies.chunks(reply)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -371,14 +371,15 @@ def test_the_demo_provider_is_free(user: Any) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_stopped_reply_is_priced_on_its_estimated_usage(user: Any, settings: Any) -> None:
-    settings.STREAMING = priced_streaming()
+    settings.STREAMING = {**priced_streaming(), "DISCONNECT_GRACE_SECONDS": 0}
     ScriptedProvider.enqueue([TextDelta("x" * 400), Pause(0.3), Counts(1, 1), Finish()])
     reply = start_reply(user, ChatInput(None, "y" * 4000, "openai:gpt-4.1-mini"))
-    batches = run_sync(reply)
+    batches = replies.batches(reply)
     for batch in batches:
         if any(chunk.get("type") == "text-delta" for chunk in batch):
             break
     batches.close()  # the client went away before the provider reported usage
+    replies.settle()
     row = Usage.objects.get()
     assert row.estimated
     assert (row.input_tokens, row.output_tokens) == (1000, 100)

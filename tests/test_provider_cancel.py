@@ -16,8 +16,7 @@ from django.utils.module_loading import import_string
 
 from streaming.events import TextDelta
 from streaming.exceptions import ProviderError
-from streaming.providers.base import ChatMessage, ChatRequest, Provider
-from streaming.providers.upstream import ON_OPEN, UpstreamAbort
+from streaming.providers.base import ChatMessage, ChatRequest, Hangup, Provider
 from tests.fake_upstream import VENDORS, FakeUpstream, Hold, Recorded, Reply, Vendor
 
 KEY = "sk-test-SECRET-1234567890"
@@ -53,8 +52,8 @@ def start(upstream: FakeUpstream, vendor: Vendor, **reply: Any) -> Provider:
     return provider
 
 
-def chat(**extra: Any) -> ChatRequest:
-    return ChatRequest("model-test", [ChatMessage("user", "Hi")], extra=extra)
+def chat(hangup: Hangup | None = None) -> ChatRequest:
+    return ChatRequest("model-test", [ChatMessage("user", "Hi")], hangup=hangup or Hangup())
 
 
 def assert_hung_up_promptly(record: Recorded, since: float) -> None:
@@ -134,15 +133,15 @@ def read_in_thread(stream: Iterator[Any]) -> tuple[threading.Thread, dict[str, A
     return thread, outcome
 
 
-def test_abort_from_another_thread_unblocks_the_read(upstream: FakeUpstream, vendor: Vendor) -> None:
-    abort = UpstreamAbort()
-    stream = start(upstream, vendor).stream(chat(**{ON_OPEN: abort.attach}))
+def test_a_hang_up_from_another_thread_unblocks_the_read(upstream: FakeUpstream, vendor: Vendor) -> None:
+    hangup = Hangup()
+    stream = start(upstream, vendor).stream(chat(hangup))
     assert [next(stream) for _ in vendor.partial_events("Hel")] == vendor.partial_events("Hel")
     worker, outcome = read_in_thread(stream)
     time.sleep(0.2)
     assert worker.is_alive()  # blocked on the silent upstream
     since = time.monotonic()
-    abort.abort()
+    hangup.hang_up()
     worker.join(PROMPT)
     assert not worker.is_alive()
     assert outcome["error"].code == "connection"
@@ -150,14 +149,14 @@ def test_abort_from_another_thread_unblocks_the_read(upstream: FakeUpstream, ven
     stream.close()  # type: ignore[attr-defined]
 
 
-def test_abort_before_the_response_opens(upstream: FakeUpstream, vendor: Vendor) -> None:
-    abort = UpstreamAbort()
-    stream = start(upstream, vendor, delay=0.6).stream(chat(**{ON_OPEN: abort.attach}))
+def test_a_hang_up_before_the_response_opens(upstream: FakeUpstream, vendor: Vendor) -> None:
+    hangup = Hangup()
+    stream = start(upstream, vendor, delay=0.6).stream(chat(hangup))
     events: list[Any] = []
     worker = threading.Thread(target=lambda: events.extend(collect_all(stream)), daemon=True)
     worker.start()
     upstream.wait_for_request()
-    abort.abort()  # the model has not answered yet: the call hangs up as soon as it does
+    hangup.hang_up()  # the model has not answered yet: the call hangs up as soon as it does
     worker.join(5.0)
     assert not worker.is_alive()
     # What arrived with the response headers may still come out; then the read fails.
@@ -175,15 +174,15 @@ def collect_all(stream: Iterator[Any]) -> list[Any]:
     return events
 
 
-def test_abort_on_the_async_path(upstream: FakeUpstream, vendor: Vendor) -> None:
-    abort = UpstreamAbort()
+def test_a_hang_up_on_the_async_path(upstream: FakeUpstream, vendor: Vendor) -> None:
+    hangup = Hangup()
     provider = start(upstream, vendor)
 
     async def main() -> tuple[float, Any]:
-        stream = provider.astream(chat(**{ON_OPEN: abort.attach}))
+        stream = provider.astream(chat(hangup))
         expected = vendor.partial_events("Hel")
         assert [await anext(stream) for _ in expected] == expected
-        asyncio.get_running_loop().call_later(0.1, abort.abort)
+        asyncio.get_running_loop().call_later(0.1, hangup.hang_up)
         since = time.monotonic() + 0.1
         with pytest.raises(ProviderError) as raised:
             await anext(stream)
@@ -195,17 +194,17 @@ def test_abort_on_the_async_path(upstream: FakeUpstream, vendor: Vendor) -> None
     assert_hung_up_promptly(upstream.last, since)
 
 
-def test_a_late_abort_leaves_a_reused_connection_alone(upstream: FakeUpstream, vendor: Vendor) -> None:
+def test_a_late_hang_up_leaves_a_reused_connection_alone(upstream: FakeUpstream, vendor: Vendor) -> None:
     provider = start(upstream, vendor)
     upstream.replies.clear()
     upstream.enqueue(Reply.stream(vendor.complete("Done")))
-    abort = UpstreamAbort()
-    assert TextDelta("Done") in list(provider.stream(chat(**{ON_OPEN: abort.attach})))
+    hangup = Hangup()
+    assert TextDelta("Done") in list(provider.stream(chat(hangup)))
     upstream.enqueue(Reply.stream([*vendor.partial("Hel"), 0.3, *vendor.rest("lo")]))
     stream = provider.stream(chat())
     assert [next(stream) for _ in vendor.partial_events("Hel")] == vendor.partial_events("Hel")
     assert upstream.requests[1].peer == upstream.requests[0].peer  # the pooled connection, reused
-    abort.abort()  # too late for the first call: it must not hang up the second
+    hangup.hang_up()  # too late for the first call: it must not hang up the second
     assert TextDelta("lo") in list(stream)
     # (the client may read the body's end before the fake's thread has recorded it)
     assert upstream.last.ended.wait(5.0)

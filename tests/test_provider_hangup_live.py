@@ -1,7 +1,8 @@
 """Cancel really stops paying, end to end: a real provider SDK behind a real server (gunicorn for the WSGI
-path, uvicorn for the ASGI path) talks to the fake upstream in this process; when the browser hangs up, or
-asks the reply to stop, the fake upstream sees its connection closed within about a second, while the
-model was still holding the stream open. The partial reply is saved ``cancelled``."""
+path, uvicorn for the ASGI path) talks to the fake upstream in this process. When the browser asks the
+reply to stop, the fake upstream sees its connection closed within about a second; when the browser
+hangs up and nobody attaches to the reply again, once its grace period is over. The partial reply is
+saved ``cancelled``."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.servers
 
 KEY = "sk-test-SECRET-1234567890"
 PROMPT = 1.0  # how soon the upstream must see the hang-up, in seconds
+GRACE = 1.5  # how long a reply whose client left waits for a reader
 MODELS = {
     "openai": "openai:gpt-4.1-mini",
     "anthropic": "anthropic:claude-haiku-4-5",
@@ -49,6 +51,7 @@ def server(
         "STREAMING_MODELS": ",".join(MODELS.values()),
         # Under WSGI a client that left shows only when a write fails: heartbeats are those writes.
         "STREAMING_HEARTBEAT_SECONDS": "0.3",
+        "STREAMING_DISCONNECT_GRACE_SECONDS": str(GRACE),
     }
     with running_server(kind, tmp_path_factory.mktemp(kind), env) as live:
         yield live
@@ -84,11 +87,11 @@ def saved_reply(client: httpx.Client, conversation_id: str) -> dict[str, Any]:
         time.sleep(0.05)
 
 
-def assert_upstream_hung_up(upstream: FakeUpstream, since: float) -> None:
+def assert_upstream_hung_up(upstream: FakeUpstream, since: float, *, later: float = 0.0) -> None:
     record = upstream.last
-    assert record.hung_up.wait(5.0), "the provider's upstream connection was never closed"
+    assert record.hung_up.wait(5.0 + later), "the provider's upstream connection was never closed"
     assert record.hung_up_at is not None
-    assert record.hung_up_at - since < PROMPT, record.hung_up_at - since
+    assert later <= record.hung_up_at - since < later + PROMPT, record.hung_up_at - since
     assert not record.finished
 
 
@@ -96,13 +99,17 @@ def post_chat(client: httpx.Client, vendor: Vendor) -> Any:
     return client.stream("POST", "/api/chat", json={"message": "Hi", "model": MODELS[vendor.name]})
 
 
-def test_client_hangs_up(server: LiveServer, upstream: FakeUpstream, vendor: Vendor) -> None:
+def test_client_hangs_up_and_nobody_comes_back(
+    server: LiveServer, upstream: FakeUpstream, vendor: Vendor
+) -> None:
     with server.log_on_failure(), server.client() as client:
         started = time.monotonic()
         with post_chat(client, vendor) as response:
             received, _ = read_first_token(response, started)
             since = time.monotonic()  # leaving the block closes the connection
-        assert_upstream_hung_up(upstream, since)
+        # The reply waits for a reader (a reload) for its grace period, then stops paying.
+        assert not upstream.last.hung_up.wait(GRACE * 0.6)
+        assert_upstream_hung_up(upstream, since, later=GRACE)
         reply = saved_reply(client, received[0].event["messageMetadata"]["conversationId"])
         assert (reply["status"], reply["content"]) == ("cancelled", "Hel")
         assert reply["model"] == MODELS[vendor.name]

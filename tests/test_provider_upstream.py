@@ -18,10 +18,10 @@ from streaming.exceptions import (
     RateLimited,
     UpstreamError,
 )
+from streaming.providers.base import Hangup
 from streaming.providers.sse_lines import SSEDecoder, iter_sse
 from streaming.providers.upstream import (
     SDKClients,
-    UpstreamAbort,
     clean,
     redacted,
     retry_after,
@@ -183,15 +183,15 @@ def test_retry_after_forms() -> None:
     assert retry_after(None, google) == 2.5
 
 
-def test_abort_before_and_after_attach() -> None:
+def test_hang_up_before_and_after_a_response_opens() -> None:
     calls: list[str] = []
-    abort = UpstreamAbort()
-    abort.attach(lambda: calls.append("first"))
-    abort.abort()
+    hangup = Hangup()
+    hangup.opened(lambda: calls.append("first"))
+    hangup.hang_up()
     assert calls == ["first"]
-    abort.attach(lambda: calls.append("retry"))  # a retry's response, after the abort: hung up at once
+    hangup.opened(lambda: calls.append("retry"))  # a retry's response, after the hang-up: closed at once
     assert calls == ["first", "retry"]
-    assert UpstreamAbort().aborted is False
+    assert Hangup().hung_up is False
 
 
 def test_sdk_clients_one_sync_and_one_per_loop() -> None:

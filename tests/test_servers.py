@@ -38,7 +38,9 @@ def serve(
 
 @pytest.fixture(scope="module", params=KINDS)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with serve(request.param, tmp_path_factory, {"STREAMING_DEMO_TOKENS_PER_SECOND": str(RATE)}) as live:
+    # No grace: a client that hangs up ends its reply at once (tests/test_resume_live.py has the grace).
+    env = {"STREAMING_DEMO_TOKENS_PER_SECOND": str(RATE), "STREAMING_DISCONNECT_GRACE_SECONDS": "0"}
+    with serve(request.param, tmp_path_factory, env) as live:
         yield live
 
 
@@ -51,6 +53,7 @@ def quiet_server(
         "STREAMING_DEMO_TOKENS_PER_SECOND": str(RATE),
         "STREAMING_DEMO_FIRST_TOKEN_DELAY": "3",
         "STREAMING_HEARTBEAT_SECONDS": "0.3",
+        "STREAMING_DISCONNECT_GRACE_SECONDS": "0",
     }
     with serve(request.param, tmp_path_factory, env) as live:
         yield live

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +16,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from streaming import database
+from streaming import database, streams, upkeep
 from streaming.conf import app_settings
 from streaming.events import Finish, TextDelta, Usage
 from streaming.exceptions import (
@@ -27,10 +29,10 @@ from streaming.exceptions import (
 from streaming.models import Conversation, Message
 from streaming.models import Usage as UsageRow
 from streaming.providers.scripted import Pause, ScriptedProvider, text_reply
-from streaming.relay import HEARTBEAT, run_async, run_sync
 from streaming.services import ChatInput, start_reply
 from streaming.stopping import request_stop
-from tests.queries import all_queries
+from tests import replies
+from tests.queries import Queries, all_queries
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,7 +42,7 @@ def ask(user: Any, text: str = "Hi", model: str = "scripted:model-a", **kwargs: 
 
 
 def run(reply: Any) -> list[dict[str, Any]]:
-    return [chunk for batch in run_sync(reply) if batch is not HEARTBEAT for chunk in batch]
+    return replies.chunks(reply)
 
 
 def test_a_reply_costs_the_same_queries_whatever_its_length(user: Any) -> None:
@@ -65,7 +67,7 @@ def test_a_reply_costs_the_same_queries_whatever_its_length(user: Any) -> None:
 
 def test_the_first_chunk_leaves_before_the_provider_is_called(user: Any) -> None:
     reply = ask(user)
-    batches = run_sync(reply)
+    batches = replies.batches(reply)
     first = next(batches)
     assert [c["type"] for c in first] == ["start", "start-step"]
     assert ScriptedProvider.calls == []
@@ -207,7 +209,7 @@ def test_stop_on_the_async_path_closes_the_provider(user: Any) -> None:
 
     async def consume() -> list[str]:
         stop_soon(reply.message_id)
-        return [c["type"] async for batch in run_async(reply) for c in batch]
+        return [c["type"] async for batch in replies.abatches(reply) for c in batch]
 
     kinds = asyncio.run(consume())
     assert kinds[-1] == "abort"
@@ -215,18 +217,73 @@ def test_stop_on_the_async_path_closes_the_provider(user: Any) -> None:
     assert Message.objects.get(role="assistant").status == "cancelled"
 
 
-def test_a_consumer_that_goes_away_leaves_a_cancelled_reply(user: Any) -> None:
+def test_a_consumer_that_goes_away_with_no_grace_leaves_a_cancelled_reply(user: Any, settings: Any) -> None:
+    settings.STREAMING = {**settings.STREAMING, "DISCONNECT_GRACE_SECONDS": 0}
     ScriptedProvider.enqueue([TextDelta("a "), TextDelta("b "), Pause(5), TextDelta("c")])
-    batches = run_sync(ask(user))
+    batches = replies.batches(ask(user))
     next(batches)  # start
     next(batches)  # first text
     batches.close()  # the client disconnected
+    replies.settle()
 
     message = Message.objects.get(role="assistant")
     assert message.status == "cancelled"
     assert message.error_code == "disconnected"
     assert message.content.startswith("a ")
     assert UsageRow.objects.get().estimated is True
+    assert ScriptedProvider.calls[0].closed_early
+
+
+def test_a_reply_nobody_comes_back_for_is_cancelled_after_the_grace(user: Any, settings: Any) -> None:
+    settings.STREAMING = {**settings.STREAMING, "DISCONNECT_GRACE_SECONDS": 0.5}
+    ScriptedProvider.enqueue([TextDelta("a "), Pause(0.2), TextDelta("b "), Pause(30), TextDelta("c")])
+    batches = replies.batches(ask(user))
+    next(batches)
+    next(batches)
+    batches.close()
+    left = time.monotonic()
+    time.sleep(0.3)
+    message = Message.objects.get(role="assistant")
+    assert message.status == "streaming"  # it goes on, waiting for a reader
+    replies.settle()
+    waited = time.monotonic() - left
+    message.refresh_from_db()
+    assert (message.status, message.error_code, message.content) == ("cancelled", "disconnected", "a b ")
+    assert waited >= 0.5
+    assert ScriptedProvider.calls[0].closed_early  # the upstream call was closed
+    assert UsageRow.objects.get().estimated is True
+
+
+def test_a_reader_that_attaches_within_the_grace_gets_the_whole_reply(user: Any) -> None:
+    ScriptedProvider.enqueue(
+        [TextDelta("a "), Pause(0.3), TextDelta("b "), Pause(0.2), TextDelta("c"), Finish()]
+    )
+    reply = ask(user)
+    batches = replies.batches(reply)
+    next(batches)
+    next(batches)
+    batches.close()  # a reload: the first reader goes...
+    message = Message.objects.get(pk=reply.message_id)
+    reader = streams.attach(message)  # ...and the reloaded page attaches from the first chunk
+    got = replies.read(reader)
+    assert [c["type"] for c in got][:2] == ["start", "start-step"]
+    assert "".join(c["delta"] for c in got if c["type"] == "text-delta") == "a b c"
+    assert got[-1]["messageMetadata"]["status"] == "complete"
+    ids = replies.read_ids(streams.attach(message))
+    assert ids == list(range(len(ids)))  # a reader after the end reads the same log, ids and all
+
+
+def test_a_reply_with_no_grace_limit_finishes_without_readers(user: Any, settings: Any) -> None:
+    settings.STREAMING = {**settings.STREAMING, "DISCONNECT_GRACE_SECONDS": None}
+    ScriptedProvider.enqueue([TextDelta("a "), Pause(0.3), TextDelta("b"), Finish()])
+    batches = replies.batches(ask(user))
+    next(batches)
+    next(batches)
+    batches.close()
+    replies.settle()
+    message = Message.objects.get(role="assistant")
+    assert (message.status, message.content) == ("complete", "a b")
+    assert not ScriptedProvider.calls[0].closed_early
 
 
 def test_stale_streaming_replies_become_interrupted(user: Any) -> None:
@@ -245,19 +302,60 @@ def test_a_stale_reply_does_not_block_the_conversation(user: Any) -> None:
 
 def test_a_live_reply_renews_its_lease(user: Any, settings: Any) -> None:
     settings.STREAMING = {**settings.STREAMING, "STALE_AFTER_SECONDS": 0.4}
-    ScriptedProvider.enqueue([TextDelta("slow"), Pause(0.5), TextDelta(" reply"), Finish()])
+    ScriptedProvider.enqueue([TextDelta("slow"), Pause(0.6), TextDelta(" reply"), Finish()])
     reply = ask(user)
     before = Message.objects.get(pk=reply.message_id).updated_at
-    batches = run_sync(reply)
+    batches = replies.batches(reply)
     next(batches)
-    next(batches)
-    time.sleep(0.3)
     next(batches)
     renewed = wait_for(lambda: Message.objects.filter(pk=reply.message_id, updated_at__gt=before).first())
-    assert renewed.status == "streaming"
-    assert renewed.content in ("slow", "slow reply")  # the text so far, kept should the process die now
+    assert renewed.status == "streaming"  # renewed, not taken for a dead one
     list(batches)
     assert Message.objects.get(pk=reply.message_id).status == "complete"
+
+
+def test_leases_are_renewed_in_one_query_whatever_the_number_of_replies(user: Any, settings: Any) -> None:
+    for _ in range(5):
+        ScriptedProvider.enqueue([TextDelta("x"), Pause(2), Finish()])
+    started = [replies.batches(ask(user)) for _ in range(5)]
+    for batches in started:
+        next(batches)
+        next(batches)
+    with count_upkeep() as queries:
+        upkeep.upkeep()
+    assert queries.kinds() == {"UPDATE": 1, "SELECT": 1}  # the renewal; the look for dead ones
+    for batches in started:
+        batches.close()
+
+
+def test_a_log_that_dies_with_its_process_is_checkpointed(
+    user: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the in-memory log, the text so far is stored now and then: a reply taken over after its
+    process died keeps what its user had read, up to one checkpoint behind."""
+    settings.STREAMING = {**settings.STREAMING, "STALE_AFTER_SECONDS": 0.4}
+    monkeypatch.setattr(upkeep, "CHECKPOINT_SECONDS", 0.1)
+    ScriptedProvider.enqueue([TextDelta("slow"), Pause(1.0), TextDelta(" reply"), Finish()])
+    reply = ask(user)
+    batches = replies.batches(reply)
+    next(batches)
+    next(batches)
+    saved = wait_for(lambda: Message.objects.filter(pk=reply.message_id, content="slow").first())
+    assert saved.status == "streaming"
+    list(batches)
+
+
+@contextlib.contextmanager
+def count_upkeep() -> Iterator[Queries]:
+    queries = Queries()
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        queries.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        yield queries
+    queries[:] = queries.work()
 
 
 def wait_for(find: Any, timeout: float = 5.0) -> Any:
@@ -277,7 +375,7 @@ def test_a_lease_renewal_does_not_hold_the_stream_up(user: Any, settings: Any) -
         [TextDelta("a"), Pause(0.3), TextDelta("b"), Pause(0.3), TextDelta("c"), Finish()]
     )
     reply = ask(user)
-    batches = run_sync(reply)
+    batches = replies.batches(reply)
     next(batches)  # start
     release = threading.Event()
     for _ in range(app_settings.database_threads):

@@ -20,6 +20,7 @@ from streaming.events import Finish, TextDelta, Usage
 from streaming.exceptions import MessageTooLong, RateLimited
 from streaming.models import Conversation, Message
 from streaming.providers.scripted import Pause, ScriptedProvider
+from tests import replies
 from tests.sse import parse_events, types
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,7 +37,10 @@ def session_headers(user: Any) -> list[tuple[bytes, bytes]]:
 
 
 def run(scenario: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    return asyncio.run(scenario())
+    """Run a scenario on an event loop of its own, then wait for its replies to be saved."""
+    result = asyncio.run(scenario())
+    replies.settle()
+    return result
 
 
 async def connected(headers: list[tuple[bytes, bytes]]) -> WebsocketCommunicator:
@@ -307,7 +311,10 @@ def test_a_page_of_another_site_cannot_connect(user: Any, origin: bytes | None) 
     assert run(scenario) is False
 
 
-def test_a_client_that_goes_away_stops_the_reply_and_it_is_saved_as_cancelled(user: Any) -> None:
+def test_a_client_that_goes_away_stops_the_reply_and_it_is_saved_as_cancelled(
+    user: Any, settings: Any
+) -> None:
+    settings.STREAMING = {**settings.STREAMING, "DISCONNECT_GRACE_SECONDS": 0}
     ScriptedProvider.enqueue([TextDelta("Partial "), Pause(5), TextDelta("never")])
     headers = session_headers(user)
 
@@ -351,14 +358,14 @@ def test_a_client_that_goes_away_while_the_reply_starts_leaves_nothing_streaming
 def test_a_client_that_goes_away_while_the_start_frame_is_sent_leaves_nothing_streaming(
     user: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_send = consumers.ChatConsumer.send_chunk
+    real_send = consumers.ChatConsumer.send_json_text
 
-    async def slow_start(self: Any, chunk: dict[str, Any]) -> None:
-        if chunk["type"] == "start":
+    async def slow_start(self: Any, data: bytes) -> None:
+        if b'"type":"start"' in data:
             await asyncio.sleep(0.3)  # a slow network: the client leaves meanwhile
-        await real_send(self, chunk)
+        await real_send(self, data)
 
-    monkeypatch.setattr(consumers.ChatConsumer, "send_chunk", slow_start)
+    monkeypatch.setattr(consumers.ChatConsumer, "send_json_text", slow_start)
     headers = session_headers(user)
 
     async def scenario() -> None:
@@ -373,17 +380,18 @@ def test_a_client_that_goes_away_while_the_start_frame_is_sent_leaves_nothing_st
 
 
 def test_a_send_that_fails_as_the_client_leaves_saves_the_reply_quietly(
-    user: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    user: Any, settings: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     ScriptedProvider.enqueue([TextDelta("Partial "), Pause(5), TextDelta("never")])
-    real_send = consumers.ChatConsumer.send_chunk
+    settings.STREAMING = {**settings.STREAMING, "DISCONNECT_GRACE_SECONDS": 0}
+    real_send = consumers.ChatConsumer.send_json_text
 
-    async def gone(self: Any, chunk: dict[str, Any]) -> None:
-        if chunk["type"] == "text-delta":
+    async def gone(self: Any, data: bytes) -> None:
+        if b'"type":"text-delta"' in data:
             raise OSError("the client went away")  # what uvicorn raises for a closed socket
-        await real_send(self, chunk)
+        await real_send(self, data)
 
-    monkeypatch.setattr(consumers.ChatConsumer, "send_chunk", gone)
+    monkeypatch.setattr(consumers.ChatConsumer, "send_json_text", gone)
     headers = session_headers(user)
 
     async def scenario() -> None:

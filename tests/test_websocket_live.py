@@ -31,7 +31,7 @@ def demo_reply(message: str) -> str:
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     kind = request.param
     require(available(kind), f"{NEEDS[kind]} is not installed: cannot test WebSockets under {kind}")
-    env = {"STREAMING_DEMO_TOKENS_PER_SECOND": str(RATE)}
+    env = {"STREAMING_DEMO_TOKENS_PER_SECOND": str(RATE), "STREAMING_DISCONNECT_GRACE_SECONDS": "0"}
     with running_server(kind, tmp_path_factory.mktemp(f"ws-{kind}"), env) as live:
         yield live
 

@@ -14,7 +14,9 @@ Rules every provider follows:
   event for the first token, and retries nothing after it.
 * Raise a ``streaming.exceptions.ProviderError`` subclass for every failure, never a vendor exception.
 * Close the upstream HTTP connection when the generator is closed early (``close()`` / ``aclose()``
-  or task cancellation): that is how a stopped reply stops costing money.
+  or task cancellation): that is how a stopped reply stops costing money. And hand each response
+  that opens to ``request.hangup.opened(...)``, so that another thread can end a read that is
+  blocked on a quiet upstream (a WSGI reply's producer thread cannot be interrupted otherwise).
 * Never retry after the first event; retries and fallbacks before it belong to the service layer,
   so SDK retries are turned off (``max_retries=0`` or its equivalent).
 """
@@ -22,7 +24,8 @@ Rules every provider follows:
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -35,6 +38,39 @@ class ChatMessage:
     content: str
 
 
+class Hangup:
+    """A provider call's cancellation hook: lets any thread hang up its upstream connection, even while
+    the call's own thread is blocked reading it.
+
+    The provider calls ``opened(close)`` when an upstream response opens (once per HTTP call: a retry
+    opens again), with a thread-safe function that shuts that response's connection down. Whoever
+    drives the call calls ``hang_up()`` to end it: the blocked read fails at once and the upstream
+    sees the hang-up, so a stopped reply stops costing money. A hang-up that comes before the
+    response opens takes effect as soon as it does.
+    """
+
+    __slots__ = ("_close", "_lock", "hung_up")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._close: Callable[[], None] | None = None
+        self.hung_up = False
+
+    def opened(self, close: Callable[[], None]) -> None:
+        with self._lock:
+            self._close = close
+            hung_up = self.hung_up
+        if hung_up:
+            close()
+
+    def hang_up(self) -> None:
+        with self._lock:
+            self.hung_up = True
+            close = self._close
+        if close is not None:
+            close()
+
+
 @dataclass(slots=True)
 class ChatRequest:
     """What the service layer asks of a provider: the vendor's model name, not ``provider:model``."""
@@ -43,7 +79,7 @@ class ChatRequest:
     messages: list[ChatMessage]
     reasoning: bool = False
     max_output_tokens: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    hangup: Hangup = field(default_factory=Hangup)
 
 
 class Provider:

@@ -6,20 +6,21 @@
 
 Each provider call takes the next script (a default short reply when none is queued) and plays it:
 events are yielded, exceptions raised, ``Pause`` sleeps. ``ScriptedProvider.calls`` records every
-call with whether it ran to its end or was closed early (the client went away, or it was stopped).
+call with whether it ran to its end or was closed early (the client went away, or it was stopped). A
+sync call's ``Pause`` ends early when the call is hung up from another thread, as a real read would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
 from streaming.events import Event, Finish, TextDelta, Usage
+from streaming.exceptions import ProviderConnectionError
 from streaming.providers.base import ChatRequest, Provider
 
 
@@ -71,10 +72,15 @@ class ScriptedProvider(Provider):
 
     def stream(self, request: ChatRequest) -> Iterator[Event]:
         call, script = self._begin(request)
+        # As a real provider's response would: a hang-up from another thread ends a blocked read.
+        hung_up = threading.Event()
+        request.hangup.opened(hung_up.set)
         try:
             for item in script:
                 if isinstance(item, Pause):
-                    time.sleep(item.seconds)
+                    if hung_up.wait(item.seconds):
+                        call.closed_early = True
+                        raise ProviderConnectionError("The connection to the model provider was lost.")
                 elif isinstance(item, BaseException):
                     raise item
                 else:

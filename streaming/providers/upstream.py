@@ -4,7 +4,7 @@
   a human sentence, the vendor's own words with any key removed, and ``retry_after`` from the headers.
 * ``ErrorEvent`` / ``common_error`` / ``redacted``: how every failure leaves a provider's stream, with its key
   removed, whether the SDK raised it or an error event inside the stream did.
-* ``UpstreamAbort`` and ``notify_open``: let another thread hang up a call whose read is blocked.
+* ``hang_up_for`` and ``notify_open``: give a call's ``Hangup`` the means to end a read that is blocked.
 * ``SDKClients``: one sync SDK client per provider and one async client per event loop, made lazily.
 """
 
@@ -33,10 +33,6 @@ from streaming.exceptions import (
     UpstreamError,
 )
 from streaming.providers.base import ChatRequest
-
-#: The ``ChatRequest.extra`` key of a callable that receives a thread-safe "hang up" function
-#: once the upstream response is open (see ``UpstreamAbort``).
-ON_OPEN = "on_open"
 
 # -- errors ---------------------------------------------------------------------------------------
 
@@ -325,7 +321,8 @@ def hang_up_for(response: Any) -> Callable[[], None]:
     def hang_up() -> None:
         if response.is_closed:
             return  # done: its connection may be back in the pool, serving another call
-        with contextlib.suppress(OSError):  # already closed
+        # (already closed; or an event loop's socket that cannot be shut down: its task is cancelled)
+        with contextlib.suppress(OSError, TypeError):
             if isinstance(sock, socket.socket):
                 # The base method: ``SSLSocket.shutdown`` would also unwrap TLS under the reader's feet.
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
@@ -336,45 +333,8 @@ def hang_up_for(response: Any) -> Callable[[], None]:
 
 
 def notify_open(request: ChatRequest, response: Any) -> None:
-    """Hand ``request.extra["on_open"]`` (if any) the hang-up function of a response that just opened."""
-    on_open = request.extra.get(ON_OPEN)
-    if on_open is not None:
-        on_open(hang_up_for(response))
-
-
-class UpstreamAbort:
-    """Lets any thread hang up the provider call of a request, even while its read is blocked.
-
-    ::
-
-        abort = UpstreamAbort()
-        request = ChatRequest(model, messages, extra={"on_open": abort.attach})
-        # worker thread:  for event in provider.stream(request): ...
-        # any thread:     abort.abort()   # the upstream sees the hang-up; the worker's read ends
-        #                                 # with ProviderConnectionError (or returns, if it was done)
-
-    Providers call ``attach`` when an upstream response opens (once per call; a retry attaches
-    again). An abort that comes first takes effect as soon as the response opens.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._hang_up: Callable[[], None] | None = None
-        self.aborted = False
-
-    def attach(self, hang_up: Callable[[], None]) -> None:
-        with self._lock:
-            self._hang_up = hang_up
-            aborted = self.aborted
-        if aborted:
-            hang_up()
-
-    def abort(self) -> None:
-        with self._lock:
-            self.aborted = True
-            hang_up = self._hang_up
-        if hang_up is not None:
-            hang_up()
+    """Hand ``request.hangup`` the hang-up function of a response that just opened."""
+    request.hangup.opened(hang_up_for(response))
 
 
 # -- SDK clients ----------------------------------------------------------------------------------

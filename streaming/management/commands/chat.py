@@ -9,8 +9,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from streaming.exceptions import StreamingError
-from streaming.relay import HEARTBEAT, run_sync
 from streaming.services import ChatInput, start_reply
+from streaming.streams import reply_chunks
 
 
 class Command(BaseCommand):
@@ -43,29 +43,27 @@ class Command(BaseCommand):
             reply = start_reply(user, chat)
         except StreamingError as error:
             raise CommandError(error.message) from None
-        for batch in run_sync(reply):
-            if batch is not HEARTBEAT:
-                self._show(batch)
+        for chunk in reply_chunks(reply):
+            self._show(chunk)
         self.stdout.write("")
         self.stdout.write(self.style.HTTP_INFO(f"conversation {reply.conversation_id}"))
 
-    def _show(self, batch: list[dict[str, Any]]) -> None:
-        for chunk in batch:
-            kind = chunk["type"]
-            if kind in ("text-delta", "reasoning-delta"):
-                text = chunk["delta"]
-                self.stdout.write(self.style.HTTP_NOT_MODIFIED(text) if kind[0] == "r" else text, ending="")
-                self.stdout.flush()
-            elif kind == "reasoning-end":
-                self.stdout.write("\n")
-            elif kind == "error":
-                self.stderr.write(f"\nerror ({chunk['code']}): {chunk['errorText']}")
-            elif kind in ("finish", "message-metadata"):
-                meta = chunk["messageMetadata"]
-                usage = meta.get("usage") or {}
-                tokens = f"{usage.get('inputTokens', 0)} in / {usage.get('outputTokens', 0)} out"
-                estimated = " (estimated)" if usage.get("estimated") else ""
-                self.stdout.write(
-                    f"\n\n[{meta['status']}] {tokens}{estimated}, first token {meta['ttftMs']} ms,"
-                    f" {meta['durationMs']} ms in all"
-                )
+    def _show(self, chunk: dict[str, Any]) -> None:
+        kind = chunk["type"]
+        if kind in ("text-delta", "reasoning-delta"):
+            text = chunk["delta"]
+            self.stdout.write(self.style.HTTP_NOT_MODIFIED(text) if kind[0] == "r" else text, ending="")
+            self.stdout.flush()
+        elif kind == "reasoning-end":
+            self.stdout.write("\n")
+        elif kind == "error":
+            self.stderr.write(f"\nerror ({chunk['code']}): {chunk['errorText']}")
+        elif kind in ("finish", "message-metadata"):
+            meta = chunk["messageMetadata"]
+            usage = meta.get("usage") or {}
+            tokens = f"{usage.get('inputTokens', 0)} in / {usage.get('outputTokens', 0)} out"
+            estimated = " (estimated)" if usage.get("estimated") else ""
+            self.stdout.write(
+                f"\n\n[{meta['status']}] {tokens}{estimated}, first token {meta['ttftMs']} ms,"
+                f" {meta['durationMs']} ms in all"
+            )

@@ -1,4 +1,7 @@
-"""``manage.py mark_interrupted``: mark replies whose server process died as ``interrupted``."""
+"""``manage.py mark_interrupted``: take over replies whose server process died (``interrupted``).
+
+Every process that streams or serves the API does this on its own every few seconds; the command is
+for a deployment whose servers are all down, or for an operator who wants it done now."""
 
 from __future__ import annotations
 
@@ -6,8 +9,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from streaming.conf import app_settings
-from streaming.models import mark_stale_interrupted
+from streaming.models import Message
+from streaming.upkeep import take_over_stale
 
 
 class Command(BaseCommand):
@@ -22,6 +25,5 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, older_than: float | None, **options: Any) -> None:
-        seconds = app_settings.stale_after_seconds if older_than is None else older_than
-        count = mark_stale_interrupted(stale_after=seconds)
+        count = take_over_stale(Message.objects.all(), older_than)
         self.stdout.write(f"Marked {count} stale repl{'y' if count == 1 else 'ies'} as interrupted.")
