@@ -5,7 +5,8 @@ DATABASE_URL (default: SQLite next to manage.py), DJANGO_CONN_MAX_AGE (default 0
 REDIS_URL (cache and channel layer; default: a file cache next to the SQLite file, or in
 DJANGO_CACHE_DIR, and an in-memory channel layer),
 provider keys (OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or GOOGLE_API_KEY),
-STREAMING_MODELS (comma-separated provider:model ids), STREAMING_MONTHLY_BUDGET_USD.
+STREAMING_MODELS (comma-separated provider:model ids), and STREAMING_<KEY> for every scalar key of the
+STREAMING setting (project.environment): STREAMING_MONTHLY_BUDGET_USD, STREAMING_HEARTBEAT_SECONDS...
 """
 
 from __future__ import annotations
