@@ -63,7 +63,7 @@ def _cell(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     if isinstance(value, Decimal):
-        return f"{value:f}"  # a zero cost read back from SQLite is Decimal("0E-10"): spreadsheets want 0.0000000000
+        return f"{value:f}"  # a zero cost comes back from SQLite as 0E-10, which spreadsheets read as text
     if isinstance(value, str) and value[:1] in FORMULA_STARTS:
         return "'" + value  # a spreadsheet must not run a username like "=HYPERLINK(...)"
     return value
