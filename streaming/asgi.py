@@ -97,8 +97,9 @@ class ASGIHandler(DjangoASGIHandler):
         response._handler_class = self.__class__  # type: ignore[attr-defined]  # (as Django's does)
         if isinstance(response, FileResponse):
             response.block_size = self.chunk_size
-            if not response.is_async:  # a static file (WhiteNoise's middleware) or a download
-                response.streaming_content = _read_in_thread(iter(response.streaming_content))
+            content = response.streaming_content
+            if isinstance(content, Iterator):  # a static file (WhiteNoise's middleware), a download
+                response.streaming_content = _read_in_thread(content)
         return response
 
 
