@@ -196,3 +196,6 @@ def test_the_admin_revokes_tokens(admin_client: Client, raw: str) -> None:
     token.refresh_from_db()
     assert token.revoked_at is not None
     assert Client().get("/api/models", **bearer(raw)).status_code == 401
+    active = admin_client.get("/admin/streaming/apitoken/", {"status": "active"}).content.decode()
+    revoked = admin_client.get("/admin/streaming/apitoken/", {"status": "revoked"}).content.decode()
+    assert (token.prefix in active, token.prefix in revoked) == (False, True)
