@@ -36,11 +36,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         yield live
 
 
-def shell_env(server: LiveServer) -> dict[str, str]:
-    """The server's own environment (its database), with this interpreter's ``python`` first on PATH."""
+def beside(server: LiveServer, *command: str) -> str:
+    """Run ``command`` where the server runs, with its environment (its database) and this interpreter's
+    ``python`` first on PATH; its output."""
     env = server_env(server.log_path.parent)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def test_curl_streams_a_reply_with_a_token(server: LiveServer) -> None:
@@ -49,16 +52,8 @@ def test_curl_streams_a_reply_with_a_token(server: LiveServer) -> None:
     # As written, then the test server's address in place of the README's 127.0.0.1:8000.
     script = re.sub(r"^(export CHAT_URL=.*)$", rf"\1\nexport CHAT_URL={server.url}", SHELL.code, flags=re.M)
     assert script != SHELL.code, "the README's client block no longer sets CHAT_URL"
-    done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script + "\necho\necho $CHAT_TOKEN\n"],
-        cwd=ROOT,
-        env=shell_env(server),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    *stream, token = done.stdout.rstrip("\n").split("\n")
+    output = beside(server, "bash", "-euo", "pipefail", "-c", script + "\necho\necho $CHAT_TOKEN\n")
+    *stream, token = output.rstrip("\n").split("\n")
     events = parse_events("\n".join(stream).encode())
     assert text_of(events) == EXPECTED_TEXT
     assert events[-2]["messageMetadata"]["status"] == "complete"
@@ -68,16 +63,7 @@ def test_curl_streams_a_reply_with_a_token(server: LiveServer) -> None:
 
 
 def new_token(server: LiveServer) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", "streaming_token", DEMO_USER.username],
-        cwd=ROOT,
-        env=shell_env(server),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().split("\n")[-1]
+    return beside(server, "python", "manage.py", "streaming_token", DEMO_USER.username).strip()
 
 
 def run_client(tmp_path: Path, server: LiveServer, token: str) -> subprocess.CompletedProcess[str]:
