@@ -1,18 +1,18 @@
 """Build the demo project's ``STREAMING`` setting from the environment.
 
 Each provider whose key is set is enabled with a few of its models; ``demo`` is always there.
-``STREAMING_MODELS`` (comma-separated ``provider:model``) replaces the model list.
-The demo provider's pace comes from ``STREAMING_DEMO_TOKENS_PER_SECOND`` (default 50) and
-``STREAMING_DEMO_FIRST_TOKEN_DELAY`` (seconds, default 0); ``STREAMING_HEARTBEAT_SECONDS`` sets how
-often a quiet stream sends a ``: ping`` (default 15), and ``STREAMING_STALE_AFTER_SECONDS`` how long a
-reply may go untouched before it counts as interrupted (its process died; default 120);
-``STREAMING_DATABASE_THREADS`` and ``STREAMING_DATABASE_IDLE_SECONDS`` size the app's database threads.
+``STREAMING_MODELS`` (comma-separated ``provider:model``) replaces the model list. The demo provider's
+pace comes from ``STREAMING_DEMO_TOKENS_PER_SECOND`` (default 50) and ``STREAMING_DEMO_FIRST_TOKEN_DELAY``
+(seconds, default 0). Every scalar setting comes from ``STREAMING_<KEY>`` (``project.environment``):
+``STREAMING_HEARTBEAT_SECONDS=5``, ``STREAMING_MONTHLY_BUDGET_USD=20``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from project.environment import parse, scalar_settings
 
 PROVIDERS: dict[str, dict[str, Any]] = {
     "openai": {
@@ -43,8 +43,8 @@ def streaming_setting(environ: Mapping[str, str]) -> dict[str, Any]:
         "demo": {
             "BACKEND": "streaming.providers.demo.DemoProvider",
             "OPTIONS": {
-                "tokens_per_second": float(environ.get("STREAMING_DEMO_TOKENS_PER_SECOND", "50")),
-                "first_token_delay": float(environ.get("STREAMING_DEMO_FIRST_TOKEN_DELAY", "0")),
+                "tokens_per_second": demo_option(environ, "STREAMING_DEMO_TOKENS_PER_SECOND", 50.0),
+                "first_token_delay": demo_option(environ, "STREAMING_DEMO_FIRST_TOKEN_DELAY", 0.0),
             },
         }
     }
@@ -58,15 +58,10 @@ def streaming_setting(environ: Mapping[str, str]) -> dict[str, Any]:
     if override:
         labelled = {m["id"]: m for m in models}
         models = [labelled.get(model_id, model_id) for model_id in override]
-    setting: dict[str, Any] = {"PROVIDERS": providers, "MODELS": models}
-    for key in ("HEARTBEAT_SECONDS", "STALE_AFTER_SECONDS", "DATABASE_THREADS", "DATABASE_IDLE_SECONDS"):
-        value = environ.get(f"STREAMING_{key}")
-        if value:
-            setting[key] = float(value)
-    grace = environ.get("STREAMING_DISCONNECT_GRACE_SECONDS")
-    if grace:
-        setting["DISCONNECT_GRACE_SECONDS"] = None if grace.strip().lower() == "none" else float(grace)
-    budget = environ.get("STREAMING_MONTHLY_BUDGET_USD")
-    if budget:
-        setting["MONTHLY_BUDGET_USD"] = budget
-    return setting
+    return {"PROVIDERS": providers, "MODELS": models, **scalar_settings(environ)}
+
+
+def demo_option(environ: Mapping[str, str], name: str, default: float) -> float:
+    """A number of the demo provider's ``OPTIONS``; a bad value names its variable, as the settings' do."""
+    text = environ.get(name, "")
+    return float(parse(name, text, default, none_allowed=False)) if text.strip() else default

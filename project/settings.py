@@ -5,7 +5,8 @@ DATABASE_URL (default: SQLite next to manage.py), DJANGO_CONN_MAX_AGE (default 0
 REDIS_URL (cache and channel layer; default: a file cache next to the SQLite file, or in
 DJANGO_CACHE_DIR, and an in-memory channel layer),
 provider keys (OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or GOOGLE_API_KEY),
-STREAMING_MODELS (comma-separated provider:model ids), STREAMING_MONTHLY_BUDGET_USD.
+STREAMING_MODELS (comma-separated provider:model ids), and STREAMING_<KEY> for every scalar key of the
+STREAMING setting (project.environment): STREAMING_MONTHLY_BUDGET_USD, STREAMING_HEARTBEAT_SECONDS...
 """
 
 from __future__ import annotations
@@ -36,17 +37,19 @@ CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS",
 INSTALLED_APPS = [
     "daphne",  # first, so that runserver serves ASGI
     "channels",
+    "streaming",  # before the admin: its registration/logged_out.html is the one shown
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "streaming",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files under every server, not only runserver: gunicorn and uvicorn serve none of their own.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -144,10 +147,12 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves the apps' static directories themselves, so the demo needs no collectstatic; after a
+# collectstatic it serves STATIC_ROOT as well.
+WHITENOISE_USE_FINDERS = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
-LOGOUT_REDIRECT_URL = "login"
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -17,7 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from streaming import budgets, cost_report
+from streaming import budgets, cost_report, token_admin  # noqa: F401  (token_admin registers its admin)
 from streaming.costs import reprice
 from streaming.models import Conversation, Message, PriceOverride, Usage, UserBudget
 from streaming.pricing import COST_DECIMAL_PLACES, FREE, OVERRIDE_PREFIX

@@ -1,4 +1,5 @@
-"""The JSON API's plumbing: authentication, CSRF, methods, and errors mapped to responses in one place."""
+"""The JSON API's plumbing: authentication (the session, or an API token), CSRF, methods, and errors
+mapped to responses in one place."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_variables
 
-from streaming import database
+from streaming import database, tokens
 from streaming.exceptions import (
     MethodNotAllowed,
     NotAuthenticated,
@@ -19,6 +21,7 @@ from streaming.exceptions import (
     RateLimited,
     StreamingError,
 )
+from streaming.models import ApiToken
 
 View = Callable[..., HttpResponseBase]
 
@@ -27,6 +30,8 @@ def error_response(error: StreamingError) -> JsonResponse:
     response = JsonResponse({"error": error.as_dict()}, status=error.status)
     if isinstance(error, RateLimited) and error.retry_after is not None:
         response["Retry-After"] = str(max(1, round(error.retry_after)))
+    if isinstance(error, NotAuthenticated):
+        response["WWW-Authenticate"] = "Bearer"  # (a 401 names a scheme; a session has none to name)
     return response
 
 
@@ -43,13 +48,30 @@ def _csrf_failure(request: HttpRequest) -> HttpResponse | None:
     return check.process_view(request, lambda req: HttpResponse(), (), {})
 
 
+@sensitive_variables("raw")
+def _authenticate_token(request: HttpRequest) -> bool:
+    """Whether the request carries an API token (``Authorization: Bearer``); if so, ``request.user`` is
+    its owner, and a wrong or revoked one is a 401. A traceback through here shows no token."""
+    raw = tokens.bearer_token(request)
+    if raw is None:
+        return False
+    user = ApiToken.objects.user_for(raw) if raw else None
+    if user is None:
+        raise NotAuthenticated("This API token is not valid, or was revoked.")
+    request.user = user
+    return True
+
+
 def api_view(methods: list[str]) -> Callable[[View], View]:
     """A JSON endpoint for logged-in users: 401/403/405 and domain errors come back as JSON.
 
-    Unsafe methods need the CSRF header, as Django's session authentication expects; the check runs
-    here (not in the middleware) so that its failure is JSON too. The view runs on one of the app's
-    database threads (``streaming.database``), the session and user lookups included: under ASGI
-    the request's own thread would open and close a connection for every request.
+    A request carries the user's session, or an API token (``Authorization: Bearer <token>``, which
+    then decides, whatever the cookies say). With the session, unsafe methods need the CSRF header, as
+    Django's session authentication expects; the check runs here (not in the middleware) so that its
+    failure is JSON too. A token needs none: a browser never sends one by itself, so a page of another
+    site cannot make it. The view runs on one of the app's database threads (``streaming.database``),
+    the session, token and user lookups included: under ASGI the request's own thread would open and
+    close a connection for every request.
     """
 
     def decorator(view: View) -> View:
@@ -59,12 +81,13 @@ def api_view(methods: list[str]) -> Callable[[View], View]:
                     response = error_response(MethodNotAllowed(f"Use {' or '.join(methods)}."))
                     response["Allow"] = ", ".join(methods)
                     return response
-                if not request.user.is_authenticated:
-                    return error_response(NotAuthenticated())
-                if request.method not in ("GET", "HEAD", "OPTIONS"):
-                    failure = _csrf_failure(request)
-                    if failure is not None:
-                        return failure
+                if not _authenticate_token(request):
+                    if not request.user.is_authenticated:
+                        return error_response(NotAuthenticated())
+                    if request.method not in ("GET", "HEAD", "OPTIONS"):
+                        failure = _csrf_failure(request)
+                        if failure is not None:
+                            return failure
                 return view(request, *args, **kwargs)
             except StreamingError as error:
                 return error_response(error)

@@ -26,6 +26,7 @@ Use it in the project's ``asgi.py`` in place of ``django.core.asgi.get_asgi_appl
 from __future__ import annotations
 
 import inspect
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -96,7 +97,21 @@ class ASGIHandler(DjangoASGIHandler):
         response._handler_class = self.__class__  # type: ignore[attr-defined]  # (as Django's does)
         if isinstance(response, FileResponse):
             response.block_size = self.chunk_size
+            content = response.streaming_content
+            if isinstance(content, Iterator):  # a static file (WhiteNoise's middleware), a download
+                response.streaming_content = _read_in_thread(content)
         return response
+
+
+async def _read_in_thread(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """A file's chunks, each read on the request's thread: the event loop never waits for the disk.
+
+    Django would read the whole file into a list first, warning that it must (the file is a sync
+    iterator), in the server's log once per process.
+    """
+    read = sync_to_async(lambda: next(chunks, None))
+    while (chunk := await read()) is not None:
+        yield chunk
 
 
 def _view_is_async(request: HttpRequest) -> bool:

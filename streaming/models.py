@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Sum
 from django.utils import timezone
 
+from streaming import tokens
 from streaming.pricing import COST_DECIMAL_PLACES
 
 COST_MAX_DIGITS = 20  # up to 10^10 USD with COST_DECIMAL_PLACES (10) places
@@ -229,3 +231,58 @@ class UserBudget(models.Model):
     def __str__(self) -> str:
         limit = "unlimited" if self.monthly_usd is None else f"${self.monthly_usd}/month"
         return f"{self.user}: {limit}"
+
+
+class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
+    def create_token(self, user: Any, name: str) -> tuple[ApiToken, str]:
+        """A new token for ``user``, and the token itself: shown once, then only its digest is kept."""
+        token = self.model(user=user, name=name)
+        raw = token.new_secret()
+        token.save()
+        return token, raw
+
+    def user_for(self, raw: str) -> Any | None:
+        """The active user whose unrevoked token ``raw`` is, noting when it was used; None if none."""
+        token = self.select_related("user").filter(digest=tokens.digest(raw), revoked_at=None).first()
+        if token is None or not getattr(token.user, "is_active", True):  # (a custom user may have no flag)
+            return None
+        now = timezone.now()
+        if token.last_used_at is None or now - token.last_used_at > ApiToken.LAST_USED_RESOLUTION:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        return token.user
+
+
+class ApiToken(models.Model):
+    """A user's key to the API for scripts and other programs (``Authorization: Bearer <token>``).
+
+    Only a digest of the token is stored; its first characters (``prefix``) name it in lists. A revoked
+    token stays listed, with when it was revoked, and opens nothing.
+    """
+
+    #: ``last_used_at`` is written at most this often per token, not on every request.
+    LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="streaming_api_tokens"
+    )
+    name = models.CharField(max_length=100, help_text="What it is for, such as the script that uses it.")
+    prefix = models.CharField(max_length=16, editable=False, help_text="The first characters of the token.")
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def new_secret(self) -> str:
+        """Give this (unsaved) token a new secret, and return it: it is not kept, only its digest."""
+        raw = tokens.new_token()
+        self.prefix, self.digest = tokens.prefix(raw), tokens.digest(raw)
+        return raw

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import AsyncIterator, Generator
+from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -61,6 +62,8 @@ def _cell(value: Any) -> Any:
         return "true" if value else "false"
     if hasattr(value, "isoformat"):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        return f"{value:f}"  # a zero cost comes back from SQLite as 0E-10, which spreadsheets read as text
     if isinstance(value, str) and value[:1] in FORMULA_STARTS:
         return "'" + value  # a spreadsheet must not run a username like "=HYPERLINK(...)"
     return value

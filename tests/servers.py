@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -262,16 +262,26 @@ class LiveServer:
 
 
 def start_server(
-    kind: str, env: Mapping[str, str], log_dir: Path, users: Sequence[User] = DEFAULT_USERS
+    kind: str,
+    env: Mapping[str, str],
+    log_dir: Path,
+    users: Sequence[User] = DEFAULT_USERS,
+    *,
+    command: Callable[[int], Sequence[str | Path]] | None = None,
+    cwd: Path = ROOT,
 ) -> LiveServer:
-    """Start ``kind`` on a free port and wait until it accepts connections; the caller stops it."""
+    """Start ``kind`` on a free port and wait until it accepts connections; the caller stops it.
+
+    ``command(port)`` and ``cwd`` serve another project than the demo (``kind`` then names the sort
+    of server it is: its interface).
+    """
     for _attempt in range(3):
         port = free_port()
         log_path = log_dir / f"{kind}-{port}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                server_command(kind, port),
-                cwd=ROOT,
+                (command or functools.partial(server_command, kind))(port),
+                cwd=cwd,
                 env=dict(env),
                 stdin=subprocess.DEVNULL,
                 stdout=log,

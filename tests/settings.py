@@ -15,6 +15,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATIC_URL = "static/"
 
 INSTALLED_APPS = [
+    "streaming",  # before the admin, as the README says: its registration/logged_out.html wins
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -22,7 +23,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
-    "streaming",
 ]
 
 MIDDLEWARE = [

@@ -1,7 +1,7 @@
 """The demo project's settings plus what the browser tests need, for servers started by ``tests.servers``.
 
 The app is mounted under ``/chat/`` (the page must work under any prefix), static files are served by
-Django under every server kind, and a few test models join the demo's:
+the demo's WhiteNoise under every server kind, and a few test models join the demo's:
 
 - ``paced:echo``: the demo reply at a steady, readable pace (partial text can be seen, and stopped);
 - ``long:echo``: a reply of at least ``STREAMING_BROWSER_LONG_TOKENS`` tokens (default 5,000), fast;

@@ -284,3 +284,10 @@ def test_budgets_list_this_month_spend(admin_client: Client, user: Any) -> None:
     page = admin_client.get("/admin/streaming/userbudget/").content.decode()
     assert "$0.40" in page
     assert "$0.80" not in page
+
+
+def test_csv_export_writes_a_zero_cost_as_a_plain_number(admin_client: Client, user: Any) -> None:
+    """A free call's cost is stored as zero; a spreadsheet must read it as 0, not as the text 0E-10."""
+    usage_row(user, "openai", "gpt-4.1-mini", input_tokens=0, output_tokens=0)
+    (row,) = csv_rows(admin_client.get(EXPORT))
+    assert (row["input_cost_usd"], row["output_cost_usd"], row["total_cost_usd"]) == ("0.0000000000",) * 3

@@ -75,13 +75,15 @@ def test_demo_command_creates_the_user_once_and_prints_the_password_once() -> No
     call_command("demo", "--no-serve", stdout=out)
     printed = out.getvalue()
     assert "password: " in printed
+    assert "superuser 'demo'" in printed  # what it makes: staff, with every permission
     password = printed.split("password: ")[1].split()[0]
     user = get_user_model().objects.get(username="demo")
-    assert user.is_staff and user.check_password(password)
+    assert user.is_staff and user.is_superuser and user.check_password(password)
 
     again = StringIO()
     call_command("demo", "--no-serve", stdout=again)
     assert "password: " not in again.getvalue()
+    assert "python manage.py changepassword demo" in again.getvalue()  # how to get in without the password
     assert get_user_model().objects.filter(username="demo").count() == 1
 
 

@@ -1,9 +1,10 @@
-"""SPEC §1's install story, on a project fresh from ``django-admin startproject``: ``pip install`` the
-app, one INSTALLED_APPS entry, one ``include()``, ``migrate``; then the checks pass and a reply streams.
+"""The app added to a project fresh from ``django-admin startproject``, as a user would add it.
 
-The app is built from a copy of its source and installed (not in editable mode) into a new virtualenv
-that borrows Django and friends from the current one, so a module or template missing from the
-package fails here, and so does any import of the demo ``project``.
+The wheel is built from this checkout and installed with ``[all]`` into a new virtualenv by the README's
+own ``pip install`` line (pip finds the unreleased wheel through ``PIP_FIND_LINKS``, and the SDKs on
+PyPI or in its cache). Every block of the README's "Add it to your project" then runs as written; the
+site passes its checks, serves the chat under WSGI and ASGI, static files included with ``DEBUG`` off,
+and a browser logs in through the app's login page and chats with the demo model.
 """
 
 from __future__ import annotations
@@ -11,138 +12,275 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
-import sysconfig
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import django
+import httpx
 import pytest
 
+from tests.browser_support import ChatPage, chromium_available, launch
 from tests.conftest import require
-from tests.servers import ROOT, outer_env, parse_block
+from tests.readme import Block, code_blocks
+from tests.servers import ROOT, LiveServer, User, outer_env, parse_block, start_server
 
-PACKAGE_FILES = ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in")
+#: Building the wheel and installing the SDKs (from pip's cache, else PyPI) is the first test's setup.
+pytestmark = pytest.mark.timeout(600)
 
-REQUEST_SCRIPT = """
-import importlib.util, json
-import streaming
-from django.contrib.auth import get_user_model
-from django.test import Client
+PACKAGE_FILES = ("pyproject.toml", "README.md", "LICENSE")
+DISTRIBUTION = "django-llm-streaming"
+USER = User(username="ada", password="ada-startproject-pw-5150")
+#: ``# mysite/settings.py (at the end)``: where a Python block of the README goes.
+TARGET = re.compile(r"# (?P<path>[\w/]+\.py) \((?P<how>at the end|the whole file)\)\n")
 
-user = get_user_model().objects.create_user("ada", password="ada-startproject-pw-5150")
-client = Client(SERVER_NAME="localhost")
-client.force_login(user)
-page = client.get("/")
+CHECK_SCRIPT = """
+import json, re
+from django.test import Client, override_settings
+from streaming.models import Message
+
+browser = Client(SERVER_NAME="localhost", enforce_csrf_checks=True)
+visit = browser.get("/chat/")
+page = browser.get(visit["Location"]).content.decode()
+form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page))
+login = browser.post(visit["Location"], {**form, "username": "ada", "password": "ada-startproject-pw-5150"})
 body = {"message": "Hello from a new project", "model": "demo:echo"}
-response = client.post("/api/chat", body, content_type="application/json")
-stream = b"".join(response.streaming_content).decode()
-conversation = client.get("/api/conversations").json()["conversations"][0]["id"]
-detail = client.get(f"/api/conversations/{conversation}").json()
+reply = browser.post("/chat/api/chat", body, content_type="application/json",
+                     HTTP_X_CSRFTOKEN=browser.cookies["csrftoken"].value)
+stream = b"".join(reply.streaming_content).decode()
+with override_settings(DEBUG=False, ALLOWED_HOSTS=["localhost"]):
+    css = Client(SERVER_NAME="localhost").get("/static/streaming/chat.css")
+    served = b"".join(css.streaming_content) if css.streaming else css.content
 print("RESULT " + json.dumps({
-    "app_file": streaming.__file__,
-    "project_importable": importlib.util.find_spec("project") is not None,
-    "page_status": page.status_code,
-    "status": response.status_code,
-    "content_type": response["Content-Type"],
+    "visit": [visit.status_code, visit["Location"]],
+    "login": [login.status_code, login["Location"]],
+    "status": reply.status_code,
     "stream": stream,
-    "reply": detail["messages"][-1],
+    "stored": Message.objects.filter(role="assistant").get().content,
+    "css": [css.status_code, served.decode()],
 }))
 """
 
+ASGI_SCRIPT = """
+import asyncio, json
+from asgiref.testing import ApplicationCommunicator
+from mysite.asgi import application
 
-def run(command: list[str | Path], cwd: Path, env: dict[str, str]) -> str:
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
-    if done.returncode != 0:
-        pytest.fail(f"{' '.join(map(str, command))} failed:\n{done.stdout}\n{done.stderr}", pytrace=False)
-    return done.stdout
+async def get(path):
+    headers = [(b"host", b"localhost")]
+    scope = {"type": "http", "method": "GET", "path": path, "query_string": b"", "headers": headers}
+    app = ApplicationCommunicator(application, scope)
+    await app.send_input({"type": "http.request", "body": b""})
+    start = await app.receive_output(10)
+    body = b""
+    while True:
+        message = await app.receive_output(10)
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return [start["status"], body.decode()]
+
+async def main():
+    print("RESULT " + json.dumps([await get("/accounts/login/"), await get("/static/streaming/chat.css")]))
+
+asyncio.run(main())
+"""
 
 
-def clean_env() -> dict[str, str]:
-    """Nothing of this checkout or of the test run's settings leaks into the new project."""
-    env = outer_env()
-    env.pop("PYTHONPATH", None)
-    return env
+@dataclass
+class Site:
+    """A startproject site in a virtualenv of its own, with the README's steps done."""
+
+    root: Path
+    env: dict[str, str]
+
+    @property
+    def python(self) -> Path:
+        return Path(self.env["VIRTUAL_ENV"], "bin", "python")
+
+    def run(self, *command: str | Path, timeout: float = 300, **extra: str) -> str:
+        done = subprocess.run(
+            command, cwd=self.root, env={**self.env, **extra}, capture_output=True, text=True, timeout=timeout
+        )
+        if done.returncode != 0:
+            pytest.fail(f"{' '.join(map(str, command))} failed:\n{done.stdout}\n{done.stderr}", pytrace=False)
+        return done.stdout
+
+    def result(self, script: str) -> object:
+        """What ``script`` printed after ``RESULT``, run in the site's Python with its settings."""
+        output = self.run(self.python, "manage.py", "shell", "-c", script)
+        return json.loads(output.rpartition("RESULT ")[2])
+
+    def follow(self, block: Block) -> None:
+        """Do what a block of the README says: run a shell block, or put a Python block where it names."""
+        if block.language == "sh":
+            self.run("bash", "-euo", "pipefail", "-c", block.code)
+            return
+        target = TARGET.match(block.code)
+        assert block.language == "python" and target, (
+            f"the README's block says nowhere where it goes:\n{block.code}"
+        )
+        path = self.root / target["path"]
+        before = path.read_text() + "\n\n" if target["how"] == "at the end" else ""
+        path.write_text(before + block.code)
 
 
-def package_source(target: Path) -> Path:
-    """What an sdist of the app holds: its metadata files and the ``streaming`` package."""
-    target.mkdir()
+def pypi_answers() -> bool:
+    try:
+        httpx.head("https://pypi.org/simple/pip/", timeout=10)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
+def build_wheel(where: Path) -> Path:
+    """The wheel of this checkout, built from a copy of what the distribution holds."""
+    source = where / "source"
+    source.mkdir(parents=True)
     for name in PACKAGE_FILES:
-        if (ROOT / name).exists():
-            shutil.copy2(ROOT / name, target / name)
-    shutil.copytree(ROOT / "streaming", target / "streaming", ignore=shutil.ignore_patterns("__pycache__"))
-    return target
+        shutil.copy2(ROOT / name, source / name)
+    shutil.copytree(ROOT / "streaming", source / "streaming", ignore=shutil.ignore_patterns("__pycache__"))
+    wheels = where / "wheels"
+    pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", wheels, source]
+    done = subprocess.run(pip, capture_output=True, text=True, timeout=300, env=outer_env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    return wheels
 
 
-def make_venv(where: Path, env: dict[str, str]) -> Path:
-    """A new virtualenv that sees the current one's packages (Django, pip) through a ``.pth`` file."""
-    run([sys.executable, "-m", "venv", "--without-pip", where], where.parent, env)
-    python = where / "bin" / "python"
-    site = run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], where, env)
-    outer = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    Path(site.strip(), "borrowed-from-the-test-run.pth").write_text("\n".join(sorted(outer)) + "\n")
-    return python
-
-
-def add_the_app(site: Path) -> None:
-    """The two edits the README asks for: an INSTALLED_APPS entry and one include() in the URLconf."""
-    settings = site / "mysite" / "settings.py"
-    text, count = re.subn(
-        r"(INSTALLED_APPS = \[.*?)(\n\])", r'\1\n    "streaming",\2', settings.read_text(), flags=re.S
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    require(importlib.util.find_spec("pip") is not None, "pip is not installed")
+    require(pypi_answers(), "PyPI does not answer: the wheel's dependencies cannot be installed")
+    where = tmp_path_factory.mktemp("startproject")
+    wheels = build_wheel(where)
+    subprocess.run([sys.executable, "-m", "venv", where / "venv"], check=True, timeout=120)
+    env = outer_env()
+    env.pop("PYTHONPATH", None)  # nothing of this checkout
+    env.update(
+        VIRTUAL_ENV=str(where / "venv"),
+        PATH=f"{where / 'venv' / 'bin'}{os.pathsep}{env['PATH']}",
+        PIP_FIND_LINKS=str(wheels),  # the unreleased wheel, as if it were on PyPI
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        DJANGO_SUPERUSER_PASSWORD=USER.password,
     )
-    assert count == 1, "startproject's settings.py has no INSTALLED_APPS list"
-    settings.write_text(text)
-    urls = site / "mysite" / "urls.py"
-    text, imports = re.subn(
-        r"^from django.urls import path$",
-        "from django.urls import include, path",
-        urls.read_text(),
-        flags=re.M,
+    site = Site(where / "site", env)
+    site.root.mkdir()
+    # A project that exists already, on the Django of this test run; then the README, block by block.
+    site.run("pip", "install", "--quiet", f"Django=={django.get_version()}")
+    site.run("django-admin", "startproject", "mysite", site.root)
+    for block in code_blocks("## Add it to your project"):
+        site.follow(block)
+    site.run(
+        site.python, "manage.py", "createsuperuser", "--noinput", "--username", USER.username, "--email", ""
     )
-    text, count = re.subn(
-        r"(urlpatterns = \[.*?)(\n\])", r'\1\n    path("", include("streaming.urls")),\2', text, flags=re.S
-    )
-    assert imports == count == 1, "startproject's urls.py changed shape"
-    urls.write_text(text)
+    return site
 
 
 @pytest.mark.servers
-def test_the_app_joins_a_new_project(tmp_path: Path) -> None:
-    require(importlib.util.find_spec("pip") is not None, "pip is not installed")
-    env = clean_env()
-    python = make_venv(tmp_path / "venv", env)
-    run([python, "-m", "pip", "install", "--no-deps", package_source(tmp_path / "source")], tmp_path, env)
-    site = tmp_path / "site"
-    site.mkdir()
-    run([python, "-m", "django", "startproject", "mysite", site], tmp_path, env)
-    add_the_app(site)
+def test_the_wheel_installs_with_every_sdk(site: Site) -> None:
+    site.run("pip", "check")
+    script = f"""
+import importlib.metadata, importlib.util, json, streaming, openai, anthropic, google.genai
+meta = importlib.metadata.distribution("{DISTRIBUTION}")
+print(json.dumps({{
+    "app": streaming.__file__,
+    "license": [str(f) for f in meta.files if f.name == "LICENSE"],
+    "license_expression": meta.metadata["License-Expression"],
+    "demo_project": importlib.util.find_spec("project") is not None,
+}}))
+"""
+    installed = json.loads(site.run(site.python, "-c", script))
+    assert Path(installed["app"]).is_relative_to(
+        site.env["VIRTUAL_ENV"]
+    )  # the wheel's copy, not the checkout
+    assert installed["license"] and installed["license_expression"] == "MIT"
+    assert installed["demo_project"] is False  # so the app runs without the demo project
 
-    run([python, "manage.py", "migrate", "--verbosity", "0"], site, env)
-    run([python, "manage.py", "check", "--fail-level", "WARNING"], site, env)
-    output = run([python, "manage.py", "shell", "-c", REQUEST_SCRIPT], site, env)
-    result = json.loads(output.rpartition("RESULT ")[2])
 
-    assert Path(result["app_file"]).is_relative_to(tmp_path / "venv")  # the installed copy, not this checkout
-    assert result["project_importable"] is False  # so the app ran without the demo project
-    assert result["page_status"] == 200  # the chat page renders with the app's own templates
+@pytest.mark.servers
+def test_the_readmes_steps_give_a_working_site(site: Site) -> None:
+    site.run(site.python, "manage.py", "check", "--fail-level", "WARNING")
+    site.run(site.python, "manage.py", "makemigrations", "--check", "--dry-run")  # the app's are complete
+    result = site.result(CHECK_SCRIPT)
+    assert isinstance(result, dict)
+    assert result["visit"] == [302, "/accounts/login/?next=/chat/"]  # the app's login page, not a 404
+    assert result["login"] == [302, "/chat/"]
     assert result["status"] == 200
-    assert result["content_type"] == "text/event-stream"
     events = [parse_block(block.encode())[1] for block in result["stream"].split("\n\n") if block.strip()]
-    assert events[-1] == "[DONE]"
-    finish = events[-2]
-    assert finish["type"] == "finish"
-    assert finish["messageMetadata"]["status"] == "complete"
+    assert events[-1] == "[DONE]" and events[-2]["messageMetadata"]["status"] == "complete"
     text = "".join(e["delta"] for e in events if isinstance(e, dict) and e["type"] == "text-delta")
-    assert "Hello from a new project" in text
-    assert result["reply"]["status"] == "complete"
-    assert result["reply"]["content"] == text
-    assert result["reply"]["usage"]["output_tokens"] > 0
+    assert 'You said: "Hello from a new project"' in text
+    assert result["stored"] == text
+    # DEBUG off: WhiteNoise serves the collected file.
+    assert result["css"] == [200, (ROOT / "streaming/static/streaming/chat.css").read_text()]
+
+
+@pytest.mark.servers
+def test_the_readmes_asgi_module_serves_the_site(site: Site) -> None:
+    """The README's asgi.py sets DJANGO_SETTINGS_MODULE itself: nothing in the environment names it."""
+    assert "DJANGO_SETTINGS_MODULE" not in site.env
+    output = site.run(site.python, "-c", ASGI_SCRIPT)
+    (login_status, login_page), (css_status, css) = json.loads(output.rpartition("RESULT ")[2])
+    assert (login_status, css_status) == (200, 200)
+    assert "<title>Log in</title>" in login_page
+    assert css == (ROOT / "streaming/static/streaming/chat.css").read_text()
+
+
+@pytest.fixture
+def runserver(site: Site, tmp_path: Path) -> Iterator[LiveServer]:
+    """``manage.py runserver`` of the site (WSGI: a new project has no daphne)."""
+    command = [site.python, "manage.py", "runserver", "--noreload"]
+    server = start_server(
+        "runserver-wsgi",
+        site.env,
+        tmp_path,
+        (USER,),
+        command=lambda port: [*command, f"127.0.0.1:{port}"],
+        cwd=site.root,
+    )
+    try:
+        with server.log_on_failure():
+            yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.servers
+@pytest.mark.browser
+def test_a_browser_logs_in_through_the_login_page_and_chats(runserver: LiveServer) -> None:
+    ok, reason = chromium_available()
+    require(ok, reason)
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(runserver.url + "/chat/")
+        expect(page).to_have_title("Log in")
+        page.get_by_label("Username").fill(USER.username)
+        page.get_by_label("Password").fill(USER.password)
+        page.get_by_role("button", name="Log in").click()
+        chat = ChatPage(page, runserver)
+        chat.wait_ready()
+        reply = chat.send("Hello from a new project", model="demo:echo")
+        assert chat.wait_settled(reply) == "complete"
+        assert 'You said: "Hello from a new project"' in reply.locator(".content").inner_text()
+        page.get_by_role("button", name="Log out").click()
+        expect(page.get_by_role("heading", name="You are logged out")).to_be_visible()
+        page.get_by_role("link", name="Log in again").click()
+        expect(page).to_have_url(runserver.url + "/accounts/login/?next=/chat/")
+        assert errors == []
+        browser.close()
 
 
 def test_the_app_never_imports_the_demo_project() -> None:
-    """Every module of the app, not only those the request above ran."""
+    """Every module of the app, not only those the site above ran."""
     offenders = []
     for path in (ROOT / "streaming").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):

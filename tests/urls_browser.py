@@ -1,17 +1,13 @@
-"""The demo project's URLs with the app mounted under ``/chat/``, and static files served by Django
-whatever the server (gunicorn and uvicorn do not serve them; DEBUG may be off)."""
+"""The demo project's URLs with the app mounted under ``/chat/`` (the page must not assume the site root).
+Static files come from the demo's WhiteNoise middleware, under every server."""
 
 from __future__ import annotations
 
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
-from django.contrib.staticfiles.views import serve
-from django.urls import include, path, re_path
+from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("chat/", include("streaming.urls")),
-    re_path(r"^static/(?P<path>.*)$", serve, {"insecure": True}),
 ]

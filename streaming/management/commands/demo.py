@@ -1,4 +1,7 @@
-"""``manage.py demo``: migrate, create a demo staff user once, and serve on 127.0.0.1:8000."""
+"""``manage.py demo``: migrate, create a demo superuser once, and serve on 127.0.0.1:8000.
+
+The user is a superuser, so that the same login opens the admin's cost review.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 
 class Command(BaseCommand):
-    help = "Set up the database, create a demo staff user (printing its password once) and serve the app."
+    help = "Set up the database, create a demo superuser (printing its password once) and serve the app."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000", help="Where to serve.")
@@ -26,12 +29,13 @@ class Command(BaseCommand):
             password = secrets.token_urlsafe(12)
             User.objects.create_superuser(**{User.USERNAME_FIELD: username}, email="", password=password)
             self.stdout.write(
-                self.style.SUCCESS(f"Created the staff user {username!r} with password: {password}")
+                self.style.SUCCESS(f"Created the superuser {username!r} with password: {password}")
             )
             self.stdout.write("This password is shown only now.")
         else:
             self.stdout.write(
                 f"The user {username!r} exists already; its password was printed when it was made."
+                f" To set a new one: python manage.py changepassword {username}"
             )
         if not no_serve:
             self.stdout.write(

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('streaming', '0002_costs_and_budgets'),
+        ('streaming', '0003_apitoken'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
