@@ -58,7 +58,13 @@ def streaming_setting(environ: Mapping[str, str]) -> dict[str, Any]:
     if override:
         labelled = {m["id"]: m for m in models}
         models = [labelled.get(model_id, model_id) for model_id in override]
-    return {"PROVIDERS": providers, "MODELS": models, **scalar_settings(environ)}
+    setting = {"PROVIDERS": providers, "MODELS": models, **scalar_settings(environ)}
+    if environ.get("REDIS_URL"):  # replies readable through every process: a reload may reach another
+        setting["REPLY_LOG"] = {
+            "BACKEND": "streaming.replylog.redis.RedisReplyLog",
+            "OPTIONS": {"URL": environ["REDIS_URL"]},
+        }
+    return setting
 
 
 def demo_option(environ: Mapping[str, str], name: str, default: float) -> float:

@@ -96,6 +96,12 @@ class DatabaseUnavailable(StreamingError):
     default_message = "The database is unreachable. Try again in a moment."
 
 
+class LogUnavailable(StreamingError):
+    code = "log_unavailable"
+    status = 503
+    default_message = "The reply log is unreachable: the reply cannot be followed from here right now."
+
+
 class ProviderError(StreamingError):
     """A provider call failed. ``code`` is one of the stable codes of SPEC §2.
 

@@ -21,6 +21,7 @@ import weakref
 from array import array
 
 from streaming import database
+from streaming.exceptions import LogUnavailable
 from streaming.models import Message
 from streaming.replay import stored_chunks
 from streaming.replylog import RemoteTranscript, Slice, Transcript
@@ -192,15 +193,32 @@ class _Elsewhere(Reader):
 class RemoteReader(_Elsewhere):
     """Reads a shared reply log (the reply streams, or streamed, in another process)."""
 
-    def __init__(self, message_id: str, remote: RemoteTranscript, after: int = -1) -> None:
+    def __init__(
+        self, message_id: str, remote: RemoteTranscript, after: int = -1, found: Slice | None = None
+    ) -> None:
         super().__init__(message_id, after)
         self.remote = remote
+        self.found = found  # what the first look at the log found already
 
     def _poll(self, timeout: float) -> Slice | None:
-        return self.remote.read(self.after, timeout)
+        if self.found is not None:
+            found, self.found = self.found, None
+            return found
+        try:
+            return self.remote.read(self.after, timeout)
+        except LogUnavailable:  # (the stored reply serves once it has ended)
+            time.sleep(timeout)
+            return None
 
     async def _apoll(self, timeout: float) -> Slice | None:
-        return await self.remote.aread(self.after, timeout)
+        if self.found is not None:
+            found, self.found = self.found, None
+            return found
+        try:
+            return await self.remote.aread(self.after, timeout)
+        except LogUnavailable:
+            await asyncio.sleep(timeout)
+            return None
 
     def close(self) -> None:
         self.remote.close()

@@ -55,11 +55,11 @@ def attach(message: Message, after: int = -1) -> Reader:
     streaming = message.status == Message.Status.STREAMING
     remote = log.remote(message_id)
     if remote is not None:
+        found = remote.read(after, 0)  # (LogUnavailable, a 503, when the store is unreachable)
         if streaming:
-            return RemoteReader(message_id, remote, after)
-        found = remote.read(after, 0)  # ended a moment ago: its log may still be there
+            return RemoteReader(message_id, remote, after, found)
         remote.close()
-        if found is not None and found.ended:
+        if found is not None and found.ended:  # it ended a moment ago, and its log is still there
             return ReadyReader(found)
     return WaitingReader(message_id, after) if streaming else StoredReader(message_id)
 

@@ -21,7 +21,7 @@ from django.utils import timezone
 from streaming.models import ApiToken, Conversation, Message
 from tests.sse import parse_events, text_of
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def bearer(raw: str) -> dict[str, str]:

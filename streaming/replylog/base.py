@@ -22,7 +22,8 @@ from streaming.replylog.transcript import Chunk, Slice, Transcript
 
 
 class RemoteTranscript(Protocol):
-    """A reply's log in a shared store, read from a process that does not stream it."""
+    """A reply's log in a shared store, read from a process that does not stream it. A read that cannot
+    reach the store raises ``streaming.exceptions.LogUnavailable``."""
 
     def read(self, after: int, timeout: float) -> Slice | None:
         """The chunks after id ``after``, waiting up to ``timeout`` seconds; None when none came."""

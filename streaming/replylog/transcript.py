@@ -82,6 +82,7 @@ class Transcript:
         self.readers = 0
         self.on_unread: Callable[[], object] | None = None  # the relay's: the last reader left
         self.on_append: Callable[[Transcript], object] | None = None  # a backend's: mirror it
+        self.mirror_pending = False  # (the backend's: copying to a shared store is due)
 
     # -- writing (the relay) ----------------------------------------------------------------------
     def append(self, chunks: list[Chunk]) -> None:
