@@ -169,7 +169,7 @@ class RedisReplyLog(ReplyLog):
             if found is None:
                 continue
             key = self.key(transcript.message_id)
-            fields: dict[str, Any] = {"d": found.data}
+            fields: dict[Any, Any] = {"d": found.data}
             if found.ended:
                 fields["x"] = "1"
             pipe.xadd(key, fields, id=entry_id(found.first))
