@@ -30,11 +30,20 @@ from streaming.models import Conversation, Message, Usage
 from streaming.templatetags.streaming_costs import ms, tokens, usd
 
 EXCERPT_CHARS = 120
+SCROLLS_AFTER_CHARS = 1_000  # a text this long may be taller than its box (24 lines)
+SCROLLS_AFTER_LINES = 20
 
 
 def text_box(text: str, css_class: str = "streaming-text") -> str:
-    """A message's text as written (line breaks kept, HTML escaped), wrapped inside its own box."""
-    return format_html('<div class="{}">{}</div>', css_class, text) if text else "—"
+    """A message's text as written (line breaks kept, HTML escaped), wrapped inside its own box. A text that
+    may overflow the box's height scrolls in it, and can then be reached and scrolled from the keyboard."""
+    if not text:
+        return "—"
+    if len(text) < SCROLLS_AFTER_CHARS and text.count("\n") < SCROLLS_AFTER_LINES:
+        return format_html('<div class="{}">{}</div>', css_class, text)
+    return format_html(
+        '<div class="{}" tabindex="0" role="region" aria-label="{}">{}</div>', css_class, "Message text", text
+    )
 
 
 def usage_summary(rows: list[Usage]) -> str:

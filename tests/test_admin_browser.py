@@ -134,10 +134,13 @@ class AdminTab:
     def first_link(self, selector: str) -> str:
         return str(self.page.locator(selector).first.get_attribute("href"))
 
-    def screenshot(self, name: str, height: int | None = None) -> None:
-        """A PNG of the top of the page (``height`` px of it), kept small: docs/costs.md shows these."""
+    def screenshot(self, name: str, height: int | None = None, top: str | None = None) -> None:
+        """A PNG of ``height`` px of the page (from the element ``top`` when given), kept small: docs/costs.md
+        shows these."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
+        if top:
+            self.page.locator(top).first.evaluate("(el) => el.scrollIntoView()")
         self.page.mouse.move(0, 0)
         clip = {"x": 0, "y": 0, "width": self.width(), "height": height} if height else None
         self.page.screenshot(path=path, animations="disabled", caret="hide", clip=clip)
@@ -226,6 +229,7 @@ def test_a_long_line_of_code_wraps_inside_its_message(tab: AdminTab) -> None:
         assert box["x"] + box["width"] <= tab.width(), (path, box)
         assert "argument_219" in text.inner_text()  # all of it, wrapped
         tab.assert_fits()
+        tab.assert_accessible()
 
 
 def test_the_chart_reads_clearly(tab: AdminTab) -> None:
@@ -305,4 +309,4 @@ def test_screenshots(browser: Any, server: LiveServer, cookies: Any) -> None:
                 tab.screenshot("admin-message-list", height=600)
                 tab.open("/admin/streaming/message/?q=argument_219")
                 tab.open(tab.first_link("#result_list td.field-conversation_link a"))
-                tab.screenshot("admin-conversation", height=600)
+                tab.screenshot("admin-conversation", height=600, top=".inline-group")
