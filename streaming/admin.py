@@ -32,7 +32,7 @@ from streaming.admin_display import (
 from streaming.admin_report import CostReportViews
 from streaming.costs import reprice
 from streaming.models import Conversation, Message, PriceOverride, Usage, UserBudget
-from streaming.pricing import COST_DECIMAL_PLACES, FREE, OVERRIDE_PREFIX
+from streaming.pricing import COST_DECIMAL_PLACES, FREE, OVERRIDE_PREFIX, PRICE_KEYS
 from streaming.templatetags.streaming_costs import ms, tokens, usd
 from streaming.usage_csv import csv_response
 
@@ -181,8 +181,9 @@ class UsageAdmin(CostReportViews, PlainHelpTexts, ReadOnlyMixin, admin.ModelAdmi
 
     @admin.display(description="unit prices (USD per million tokens)")
     def prices(self, obj: Usage) -> str:
-        found = [(key.removesuffix("_mtok").replace("_", " "), usd(value))
-                 for key, value in (obj.unit_prices or {}).items()]  # fmt: skip
+        stored = obj.unit_prices or {}  # (PostgreSQL's jsonb keeps no order: the price list's is used)
+        keys = [key for key in PRICE_KEYS if key in stored] + sorted(set(stored) - set(PRICE_KEYS))
+        found = [(key.removesuffix("_mtok").replace("_", " "), usd(stored[key])) for key in keys]
         if not found:
             return "—"
         return format_html_join(", ", "{} {}", found)
