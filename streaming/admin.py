@@ -18,13 +18,12 @@ from django.utils.html import format_html, format_html_join
 from streaming import budgets
 from streaming.admin_conversations import ConversationAdmin, MessageAdmin
 from streaming.admin_display import (
-    CSS,
+    CostReviewStyles,
     PlainHelpTexts,
     ReadOnlyMixin,
     admin_link,
     cost_cell,
-    cost_display,
-    count_display,
+    field_display,
     moment_lines,
     price_source_label,
     user_search_fields,
@@ -81,7 +80,7 @@ USAGE_TOTALS = {
 
 
 @admin.register(Usage)
-class UsageAdmin(CostReportViews, PlainHelpTexts, ReadOnlyMixin, admin.ModelAdmin):
+class UsageAdmin(CostReportViews, PlainHelpTexts, ReadOnlyMixin, CostReviewStyles, admin.ModelAdmin):
     # Five narrow columns, cost second: the list fits 1280 px beside the admin's sidebar and filters, and
     # a phone sees the cost before it scrolls sideways. Where a price came from is in the cost cell.
     list_display = ("when", "cost", "user", "model_id", "token_counts")
@@ -111,17 +110,16 @@ class UsageAdmin(CostReportViews, PlainHelpTexts, ReadOnlyMixin, admin.ModelAdmi
         "output_cost_usd", "prices",
     )  # fmt: skip
 
-    class Media:
-        css = {"all": [CSS]}
-
-    input_count = count_display("input_tokens", "input tokens (cache reads and writes included)")
-    cached_count = count_display("cached_input_tokens", "cache reads")
-    cache_write_count = count_display("cache_write_tokens", "cache writes")
-    output_count = count_display("output_tokens", "output tokens (reasoning included)")
-    reasoning_count = count_display("reasoning_tokens", "reasoning tokens")
-    total = cost_display("total_cost", "total cost")
-    input_cost_usd = cost_display("input_cost", "input cost")
-    output_cost_usd = cost_display("output_cost", "output cost")
+    input_count = field_display("input_tokens", "input tokens (cache reads and writes included)", tokens)
+    cached_count = field_display("cached_input_tokens", "cache reads", tokens)
+    cache_write_count = field_display("cache_write_tokens", "cache writes", tokens)
+    output_count = field_display("output_tokens", "output tokens (reasoning included)", tokens)
+    reasoning_count = field_display("reasoning_tokens", "reasoning tokens", tokens)
+    total = field_display("total_cost", "total cost", cost_cell)
+    first_token = field_display("ttft_ms", "time to first token", ms)
+    duration = field_display("duration_ms", "duration", ms)
+    input_cost_usd = field_display("input_cost", "input cost", cost_cell)
+    output_cost_usd = field_display("output_cost", "output cost", cost_cell)
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False  # the usage log is the audit trail of what was spent
@@ -171,14 +169,6 @@ class UsageAdmin(CostReportViews, PlainHelpTexts, ReadOnlyMixin, admin.ModelAdmi
             return "—"
         return admin_link(self.admin_site, "message", obj.message_id, str(obj.message_id))
 
-    @admin.display(description="time to first token")
-    def first_token(self, obj: Usage) -> str:
-        return ms(obj.ttft_ms)
-
-    @admin.display(description="duration")
-    def duration(self, obj: Usage) -> str:
-        return ms(obj.duration_ms)
-
     @admin.display(description="unit prices (USD per million tokens)")
     def prices(self, obj: Usage) -> str:
         stored = obj.unit_prices or {}  # (PostgreSQL's jsonb keeps no order: the price list's is used)
@@ -216,16 +206,12 @@ class UsageAdmin(CostReportViews, PlainHelpTexts, ReadOnlyMixin, admin.ModelAdmi
         return csv_response(request, changelist.queryset)  # type: ignore[return-value]
 
 
-def money_per_mtok(field: str, description: str) -> Any:
-    @admin.display(description=description, ordering=field)
-    def show(model_admin: Any, obj: PriceOverride) -> str:
-        return usd(getattr(obj, field), missing="as input")
-
-    return show
+def per_mtok(price: Decimal | None) -> str:
+    return usd(price, missing="as input")  # an empty cache price charges the input price
 
 
 @admin.register(PriceOverride)
-class PriceOverrideAdmin(admin.ModelAdmin):
+class PriceOverrideAdmin(CostReviewStyles, admin.ModelAdmin):
     list_display = ("provider", "model", "valid_from", "input", "cache_read", "cache_write", "output", "note")
     list_filter = ("provider",)
     search_fields = ("provider", "model", "note")
@@ -245,23 +231,17 @@ class PriceOverrideAdmin(admin.ModelAdmin):
         ),
     ]
 
-    class Media:
-        css = {"all": [CSS]}
-
-    input = money_per_mtok("input_per_mtok", "input / M tokens")
-    cache_read = money_per_mtok("cache_read_per_mtok", "cache read / M")
-    cache_write = money_per_mtok("cache_write_per_mtok", "cache write / M")
-    output = money_per_mtok("output_per_mtok", "output / M tokens")
+    input = field_display("input_per_mtok", "input / M tokens", per_mtok)
+    cache_read = field_display("cache_read_per_mtok", "cache read / M", per_mtok)
+    cache_write = field_display("cache_write_per_mtok", "cache write / M", per_mtok)
+    output = field_display("output_per_mtok", "output / M tokens", per_mtok)
 
 
 @admin.register(UserBudget)
-class UserBudgetAdmin(admin.ModelAdmin):
+class UserBudgetAdmin(CostReviewStyles, admin.ModelAdmin):
     list_display = ("user", "limit", "spent_this_month", "note", "updated_at")
     raw_id_fields = ("user",)
     list_select_related = ("user",)
-
-    class Media:
-        css = {"all": [CSS]}
 
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         return [*user_search_fields("user"), "note"]

@@ -18,10 +18,11 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from streaming.admin_display import (
-    CSS,
+    CostReviewStyles,
     ReadOnlyMixin,
     admin_link,
     cost_cell,
+    field_display,
     moment,
     moment_lines,
     user_search_fields,
@@ -111,7 +112,7 @@ class MessageInline(ReadOnlyMixin, admin.TabularInline):
         return rows_cost(list(obj.usage.all()))
 
 
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(CostReviewStyles, admin.ModelAdmin):
     list_display = ("title", "owner", "model", "created_at", "updated_at", "cost")
     list_filter = ("model", ("owner", RelatedOnlyFieldListFilter))
     date_hierarchy = "created_at"
@@ -119,9 +120,6 @@ class ConversationAdmin(admin.ModelAdmin):
     fields = ("id", "title", "owner", "model", "created_at", "updated_at", "cost")
     inlines = [MessageInline]
     list_select_related = ("owner",)
-
-    class Media:
-        css = {"all": [CSS]}
 
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         return ["title", *user_search_fields("owner")]
@@ -148,7 +146,7 @@ class ReplyModelFilter(admin.SimpleListFilter):
         return queryset.filter(model=self.value()) if self.value() else queryset
 
 
-class MessageAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class MessageAdmin(ReadOnlyMixin, CostReviewStyles, admin.ModelAdmin):
     """Every message of every conversation, to find failed replies, slow models and costly answers."""
 
     # Five columns, cost second as in the usage list: readable at 1280 px beside the sidebar and filters.
@@ -166,8 +164,8 @@ class MessageAdmin(ReadOnlyMixin, admin.ModelAdmin):
     readonly_fields = ("conversation_link", "text", "reasoning_text", "first_token", "duration", "usage_link",
                        "cost")  # fmt: skip
 
-    class Media:
-        css = {"all": [CSS]}
+    first_token = field_display("ttft_ms", "time to first token", ms)
+    duration = field_display("duration_ms", "duration", ms)
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False  # a conversation is deleted as a whole, from its own page
@@ -226,11 +224,3 @@ class MessageAdmin(ReadOnlyMixin, admin.ModelAdmin):
     @admin.display(description="reasoning")
     def reasoning_text(self, obj: Message) -> str:
         return text_box(obj.reasoning)
-
-    @admin.display(description="time to first token")
-    def first_token(self, obj: Message) -> str:
-        return ms(obj.ttft_ms)
-
-    @admin.display(description="duration")
-    def duration(self, obj: Message) -> str:
-        return ms(obj.duration_ms)

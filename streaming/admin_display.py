@@ -20,9 +20,16 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString
 
 from streaming.pricing import FREE, OVERRIDE_PREFIX, UNPRICED
-from streaming.templatetags.streaming_costs import tokens, usd
+from streaming.templatetags.streaming_costs import usd
 
 CSS = "streaming/admin/costs.css"
+
+
+class CostReviewStyles:
+    """The cost review's stylesheet on a model admin's pages (lists, details, inlines)."""
+
+    class Media:
+        css = {"all": [CSS]}
 
 
 class ReadOnlyMixin:
@@ -97,21 +104,12 @@ def price_source_label(source: str, site: admin.AdminSite) -> SafeString | str:
     return source.replace("==", " ")
 
 
-def count_display(field: str, description: str) -> Callable[[Any, Any], str]:
-    """A read-only column or field showing a token count with thousands separators."""
+def field_display(field: str, description: str, show: Callable[[Any], str]) -> Callable[[Any, Any], str]:
+    """A read-only column or field that shows a model field through ``show`` (``tokens``, ``cost_cell``,
+    ``ms``...), sorted by the field."""
 
     @admin.display(description=description, ordering=field)
-    def show(model_admin: Any, obj: Any) -> str:
-        return tokens(getattr(obj, field))
+    def display(model_admin: Any, obj: Any) -> str:
+        return show(getattr(obj, field))
 
-    return show
-
-
-def cost_display(field: str, description: str) -> Callable[[Any, Any], str]:
-    """A read-only column or field showing a stored cost in the admin's money format."""
-
-    @admin.display(description=description, ordering=field)
-    def show(model_admin: Any, obj: Any) -> str:
-        return cost_cell(getattr(obj, field))
-
-    return show
+    return display
