@@ -9,7 +9,8 @@ an unpriced model and a free one, so every cost format and state shows. Determin
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 MODELS = [  # (provider, model, input tokens, output tokens, ttft ms): typical calls
     ("openai", "gpt-4.1-mini", 3_000, 400, 420),
@@ -29,64 +30,56 @@ def seed() -> None:
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from streaming.costs import price_call
-    from streaming.events import Usage as Counts
-    from streaming.models import Conversation, Message, Usage
+    from streaming.models import Conversation, Usage
 
     chance = random.Random(16)
     now = timezone.now().replace(minute=0, second=0, microsecond=0)
     people = [get_user_model().objects.get_or_create(username=name)[0] for name in USERS]
     usage = []
     for day in range(DAYS):
-        for person_index, person in enumerate(people):
-            at = now - timedelta(days=day, hours=person_index)
+        for index, person in enumerate(people):
+            at = now - timedelta(days=day, hours=index)
             conversation = Conversation.objects.create(
                 owner=person, title=f"Question {day} from {person.username}", model="openai:gpt-4.1-mini",
                 created_at=at, updated_at=at,
             )  # fmt: skip
             for call in range(chance.randint(1, 3)):
-                provider, model, base_in, base_out, ttft = chance.choice(MODELS[: 4 if day % 3 else 6])
-                failed = chance.random() < 0.08
-                counts = Counts(
-                    input_tokens=int(base_in * chance.uniform(0.5, 1.5)),
-                    output_tokens=int(base_out * chance.uniform(0.3, 1.7)),
-                    cached_input_tokens=int(base_in * 0.25) if call else 0,
-                    estimated=failed,
-                )
-                text = (
-                    LONG_LINE if (day, person_index, call) == (0, 0, 0) else f"Answer {call} about day {day}."
-                )
+                long = (day, index, call) == (0, 0, 0)
+                text = f"{LONG_LINE}\n{NO_SPACES}" if long else f"Answer {call} about day {day}."
+                model = chance.choice(MODELS[: 4 if day % 3 else 6])
                 sent = at + timedelta(minutes=call * 3)
-                Message.objects.create(conversation=conversation, role="user", content="Tell me more.",
-                                       created_at=sent)  # fmt: skip
-                reply = Message.objects.create(
-                    conversation=conversation,
-                    role="assistant",
-                    content=text,
-                    model=f"{provider}:{model}",
-                    status="error" if failed else "complete",
-                    error_code="upstream" if failed else "",
-                    error_text="The provider failed." if failed else "",
-                    created_at=sent + timedelta(seconds=2),
-                    ttft_ms=int(ttft * chance.uniform(0.6, 2.5)),
-                )
-                price = price_call(counts, provider, model, sent)
-                usage.append(
-                    Usage(
-                        user=person,
-                        conversation=conversation,
-                        message=reply,
-                        provider=provider,
-                        model=model,
-                        ttft_ms=reply.ttft_ms,
-                        duration_ms=(reply.ttft_ms or 0) + 900,
-                        created_at=sent,
-                        priced_at=sent,
-                        **counts.as_dict(),
-                        **price.as_fields(),
-                    )
-                )
+                usage.append(exchange(conversation, model, text, sent, chance, cached=call > 0))
     Usage.objects.bulk_create(usage)
+
+
+def exchange(conversation: Any, model: tuple[str, str, int, int, int], text: str, sent: datetime,
+             chance: random.Random, cached: bool) -> Any:  # fmt: skip
+    """A user's question and the reply of ``model`` (failed now and then), with the reply's usage row to
+    store: tokens and time to first token around the model's typical call, priced as a reply is."""
+    from streaming.costs import price_call
+    from streaming.events import Usage as Counts
+    from streaming.models import Message, Usage
+
+    provider, name, base_in, base_out, ttft = model
+    failed = chance.random() < 0.08
+    counts = Counts(
+        input_tokens=int(base_in * chance.uniform(0.5, 1.5)),
+        output_tokens=int(base_out * chance.uniform(0.3, 1.7)),
+        cached_input_tokens=int(base_in * 0.25) if cached else 0,
+        estimated=failed,
+    )
+    Message.objects.create(conversation=conversation, role="user", content="Tell me more.", created_at=sent)
+    reply = Message.objects.create(
+        conversation=conversation, role="assistant", content=text, model=f"{provider}:{name}",
+        status="error" if failed else "complete", error_code="upstream" if failed else "",
+        error_text="The provider failed." if failed else "", created_at=sent + timedelta(seconds=2),
+        ttft_ms=int(ttft * chance.uniform(0.6, 2.5)),
+    )  # fmt: skip
+    return Usage(
+        user=conversation.owner, conversation=conversation, message=reply, provider=provider, model=name,
+        ttft_ms=reply.ttft_ms, duration_ms=(reply.ttft_ms or 0) + 900, created_at=sent, priced_at=sent,
+        **counts.as_dict(), **price_call(counts, provider, name, sent).as_fields(),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

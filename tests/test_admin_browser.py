@@ -262,6 +262,22 @@ def test_the_chart_reads_clearly(tab: AdminTab) -> None:
     tab.assert_accessible()
 
 
+def test_the_admins_theme_switch_is_followed(desktop: AdminTab) -> None:
+    """The admin's own theme button (``data-theme`` on the page) recolours the report as the system's
+    preference does, and the colours still meet AA."""
+    page = desktop.page
+    desktop.open(REPORT)
+    light = page.locator(".day-chart rect.bar").first.evaluate("(el) => getComputedStyle(el).fill")
+    page.evaluate("document.documentElement.dataset.theme = 'dark'")
+    page.wait_for_timeout(500)  # the admin's links fade to their new colours in 0.15 s
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(18, 18, 18)"
+    bar = page.locator(".day-chart rect.bar").first
+    assert bar.evaluate("(el) => getComputedStyle(el).fill") != light
+    assert bar.evaluate(CONTRAST) >= 3
+    assert page.get_by_role("link", name="Last 30 days").evaluate(CONTRAST) >= 4.5
+    desktop.assert_accessible()
+
+
 def test_any_dates_from_the_form(desktop: AdminTab) -> None:
     page = desktop.page
     desktop.open(REPORT)
