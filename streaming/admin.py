@@ -1,5 +1,5 @@
-"""The admin cost review: usage rows with totals and a CSV export, the cost report, conversations with
-their messages' usage and cost, price overrides and per-user budgets."""
+"""The admin cost review: usage rows with totals and a CSV export, the cost report, conversations and
+messages with their usage and cost, price overrides and per-user budgets."""
 
 from __future__ import annotations
 
@@ -9,50 +9,34 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin import DateFieldListFilter, RelatedOnlyFieldListFilter
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, DecimalField, OuterRef, Q, QuerySet, Subquery, Sum
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html
+from django.urls import URLPattern, reverse
+from django.utils.html import format_html, format_html_join
 
-from streaming import budgets, cost_report, token_admin  # noqa: F401  (token_admin registers its admin)
+from streaming import budgets, token_admin  # noqa: F401  (token_admin registers its admin)
+from streaming.admin_conversations import ConversationAdmin, MessageAdmin
+from streaming.admin_display import (
+    CostReviewStyles,
+    PlainHelpTexts,
+    ReadOnlyMixin,
+    admin_link,
+    cost_cell,
+    field_display,
+    moment_lines,
+    price_source_label,
+    user_search_fields,
+)
+from streaming.admin_report import CostReportViews
 from streaming.costs import reprice
 from streaming.models import Conversation, Message, PriceOverride, Usage, UserBudget
-from streaming.pricing import COST_DECIMAL_PLACES, FREE, OVERRIDE_PREFIX
+from streaming.pricing import COST_DECIMAL_PLACES, FREE, OVERRIDE_PREFIX, PRICE_KEYS
+from streaming.templatetags.streaming_costs import ms, tokens, usd
 from streaming.usage_csv import csv_response
 
-
-def usd(amount: Decimal | None, places: int = 6) -> str:
-    """A cost for people: rounded for display (CSV and API keep every stored place)."""
-    if amount is None:
-        return "unpriced"
-    return f"${amount:,.{places}f}"
-
-
-def _cost_cell(amount: Decimal | None) -> str:
-    if amount is None:
-        return format_html('<span class="streaming-unpriced" title="{}">unpriced</span>', "No known price")
-    return usd(amount)
-
-
-def user_search_fields(relation: str) -> list[str]:
-    """Search fields for a user relation that exist on the project's user model (which may be custom)."""
-    user_model = get_user_model()
-    fields = [f"{relation}__{user_model.USERNAME_FIELD}"]
-    has_email = "email" in {f.name for f in user_model._meta.get_fields()}
-    if has_email and user_model.USERNAME_FIELD != "email":
-        fields.append(f"{relation}__email")
-    return fields
-
-
-class ReadOnlyMixin:
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
+admin.site.register(Conversation, ConversationAdmin)
+admin.site.register(Message, MessageAdmin)
 
 
 class PriceFilter(admin.SimpleListFilter):
@@ -96,18 +80,10 @@ USAGE_TOTALS = {
 
 
 @admin.register(Usage)
-class UsageAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = (
-        "created_at",
-        "user",
-        "model_id",
-        "input",
-        "cached",
-        "output",
-        "estimated",
-        "cost",
-        "price_source",
-    )
+class UsageAdmin(CostReportViews, PlainHelpTexts, ReadOnlyMixin, CostReviewStyles, admin.ModelAdmin):
+    # Five narrow columns, cost second: the list fits 1280 px beside the admin's sidebar and filters, and
+    # a phone sees the cost before it scrolls sideways. Where a price came from is in the cost cell.
+    list_display = ("when", "cost", "user", "model_id", "token_counts")
     list_filter = (
         "provider",
         "model",
@@ -120,6 +96,30 @@ class UsageAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_select_related = ("user",)
     actions = ["reprice_selected"]
     list_per_page = 100
+    fieldsets = [
+        (None, {"fields": ["created_at", "user", "conversation_link", "message_link", "provider", "model"]}),
+        ("Tokens", {"fields": ["input_count", "cached_count", "cache_write_count", "output_count",
+                               "reasoning_count", "estimated"]}),
+        ("Time", {"fields": ["first_token", "duration"]}),
+        ("Cost snapshot", {"fields": ["total", "input_cost_usd", "output_cost_usd", "price_source",
+                                      "prices", "priced_at"]}),
+    ]  # fmt: skip
+    readonly_fields = (
+        "conversation_link", "message_link", "input_count", "cached_count", "cache_write_count",
+        "output_count", "reasoning_count", "first_token", "duration", "total", "input_cost_usd",
+        "output_cost_usd", "prices",
+    )  # fmt: skip
+
+    input_count = field_display("input_tokens", "input tokens (cache reads and writes included)", tokens)
+    cached_count = field_display("cached_input_tokens", "cache reads", tokens)
+    cache_write_count = field_display("cache_write_tokens", "cache writes", tokens)
+    output_count = field_display("output_tokens", "output tokens (reasoning included)", tokens)
+    reasoning_count = field_display("reasoning_tokens", "reasoning tokens", tokens)
+    total = field_display("total_cost", "total cost", cost_cell)
+    first_token = field_display("ttft_ms", "time to first token", ms)
+    duration = field_display("duration_ms", "duration", ms)
+    input_cost_usd = field_display("input_cost", "input cost", cost_cell)
+    output_cost_usd = field_display("output_cost", "output cost", cost_cell)
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False  # the usage log is the audit trail of what was spent
@@ -130,25 +130,53 @@ class UsageAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         return user_search_fields("user")
 
+    @admin.display(description="time", ordering="created_at")
+    def when(self, obj: Usage) -> str:
+        return moment_lines(obj.created_at)
+
     @admin.display(description="model", ordering="model")
     def model_id(self, obj: Usage) -> str:
-        return f"{obj.provider}:{obj.model}"
-
-    @admin.display(description="input tokens", ordering="input_tokens")
-    def input(self, obj: Usage) -> str:
-        return f"{obj.input_tokens:,}"
-
-    @admin.display(description="cached", ordering="cached_input_tokens")
-    def cached(self, obj: Usage) -> str:
-        return f"{obj.cached_input_tokens:,}"
-
-    @admin.display(description="output tokens", ordering="output_tokens")
-    def output(self, obj: Usage) -> str:
-        return f"{obj.output_tokens:,}"
+        return format_html("{}:<wbr>{}", obj.provider, obj.model)  # breaks after the provider, if at all
 
     @admin.display(description="cost", ordering="total_cost")
     def cost(self, obj: Usage) -> str:
-        return _cost_cell(obj.total_cost)
+        """The cost, and where its price came from when that is not the bundled price data."""
+        source = obj.price_source
+        if obj.total_cost is None or not (source == FREE or source.startswith(OVERRIDE_PREFIX)):
+            return cost_cell(obj.total_cost)
+        label = price_source_label(source, self.admin_site)
+        return format_html('{}<span class="streaming-note">{}</span>', cost_cell(obj.total_cost), label)
+
+    @admin.display(description="tokens", ordering="input_tokens")
+    def token_counts(self, obj: Usage) -> str:
+        """In and out on short lines, then the cached part and whether the counts are estimates."""
+        lines = [(f"{tokens(obj.input_tokens)} in", ""), (f"{tokens(obj.output_tokens)} out", "")]
+        if obj.cached_input_tokens:
+            lines.append((f"{tokens(obj.cached_input_tokens)} cached", " streaming-note"))
+        if obj.estimated:
+            lines.append(("estimated", " streaming-note"))
+        return format_html_join("", '<span class="streaming-line{1}">{0}</span>', lines)
+
+    @admin.display(description="conversation")
+    def conversation_link(self, obj: Usage) -> str:
+        if obj.conversation_id is None:
+            return "— (deleted)" if obj.message_id is None else "—"
+        return admin_link(self.admin_site, "conversation", obj.conversation_id, str(obj.conversation))
+
+    @admin.display(description="message")
+    def message_link(self, obj: Usage) -> str:
+        if obj.message_id is None:
+            return "—"
+        return admin_link(self.admin_site, "message", obj.message_id, str(obj.message_id))
+
+    @admin.display(description="unit prices (USD per million tokens)")
+    def prices(self, obj: Usage) -> str:
+        stored = obj.unit_prices or {}  # (PostgreSQL's jsonb keeps no order: the price list's is used)
+        keys = [key for key in PRICE_KEYS if key in stored] + sorted(set(stored) - set(PRICE_KEYS))
+        found = [(key.removesuffix("_mtok").replace("_", " "), usd(stored[key])) for key in keys]
+        if not found:
+            return "—"
+        return format_html_join(", ", "{} {}", found)
 
     @admin.action(description="Re-price selected usage with the prices in force now", permissions=["reprice"])
     def reprice_selected(self, request: HttpRequest, queryset: QuerySet[Usage]) -> None:
@@ -158,13 +186,7 @@ class UsageAdmin(ReadOnlyMixin, admin.ModelAdmin):
         )
 
     def get_urls(self) -> list[URLPattern]:
-        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
-        wrap = self.admin_site.admin_view
-        return [
-            path("report/", wrap(self.report_view), name=f"{prefix}_report"),
-            path("export/", wrap(self.export_view), name=f"{prefix}_export"),
-            *super().get_urls(),
-        ]
+        return [*self.report_urls(), *super().get_urls()]
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         response = super().changelist_view(request, extra_context)
@@ -172,20 +194,6 @@ class UsageAdmin(ReadOnlyMixin, admin.ModelAdmin):
         if context and "cl" in context:  # one aggregate over the filtered rows, not the page
             context["totals"] = context["cl"].queryset.aggregate(**USAGE_TOTALS)
         return response
-
-    def report_view(self, request: HttpRequest) -> HttpResponse:
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        changelist = reverse(f"{self.admin_site.name}:streaming_usage_changelist")
-        days = cost_report.period_days(request.GET.get("days"))
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Cost report",
-            "opts": self.opts,
-            "changelist_url": changelist,
-            **cost_report.report(days, changelist),
-        }
-        return TemplateResponse(request, "admin/streaming/usage/cost_report.html", context)
 
     def export_view(self, request: HttpRequest) -> HttpResponse:
         """The rows of the changelist with the same filters, search and date drill-down, as CSV."""
@@ -198,73 +206,13 @@ class UsageAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return csv_response(request, changelist.queryset)  # type: ignore[return-value]
 
 
-class MessageInline(ReadOnlyMixin, admin.TabularInline):
-    model = Message
-    extra = 0
-    can_delete = False
-    fields = ("created_at", "role", "status", "model", "content", "tokens", "cost", "error_code", "ttft_ms")
-    readonly_fields = fields
-    ordering = ("created_at",)
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
-        return super().get_queryset(request).prefetch_related("usage")
-
-    @admin.display(description="tokens in / out")
-    def tokens(self, obj: Message) -> str:
-        rows = list(obj.usage.all())
-        if not rows:
-            return "—"
-        parts = [
-            f"{u.input_tokens:,} ({u.cached_input_tokens:,} cached) / {u.output_tokens:,}"
-            + (" (estimated)" if u.estimated else "")
-            for u in rows
-        ]
-        return "; ".join(parts)
-
-    @admin.display(description="cost")
-    def cost(self, obj: Message) -> str:
-        rows = list(obj.usage.all())
-        if not rows:
-            return "—"
-        if any(u.total_cost is None for u in rows):
-            return "unpriced"
-        return usd(sum((u.total_cost for u in rows if u.total_cost is not None), Decimal(0)))
-
-
-@admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
-    list_display = ("title", "owner", "model", "created_at", "updated_at", "cost")
-    list_filter = ("model",)
-    date_hierarchy = "created_at"
-    readonly_fields = ("id", "owner", "model", "created_at", "updated_at", "cost")
-    fields = ("id", "title", "owner", "model", "created_at", "updated_at", "cost")
-    inlines = [MessageInline]
-    list_select_related = ("owner",)
-
-    def get_search_fields(self, request: HttpRequest) -> list[str]:
-        return ["title", *user_search_fields("owner")]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
-        return super().get_queryset(request).with_cost()  # type: ignore[attr-defined,no-any-return]
-
-    @admin.display(description="total cost", ordering="total_cost")
-    def cost(self, obj: Conversation) -> str:
-        total = getattr(obj, "total_cost", None)  # the with_cost() annotation: priced usage only
-        return "—" if total is None else usd(total)
+def per_mtok(price: Decimal | None) -> str:
+    return usd(price, missing="as input")  # an empty cache price charges the input price
 
 
 @admin.register(PriceOverride)
-class PriceOverrideAdmin(admin.ModelAdmin):
-    list_display = (
-        "provider",
-        "model",
-        "valid_from",
-        "input_per_mtok",
-        "cache_read_per_mtok",
-        "cache_write_per_mtok",
-        "output_per_mtok",
-        "note",
-    )
+class PriceOverrideAdmin(CostReviewStyles, admin.ModelAdmin):
+    list_display = ("provider", "model", "valid_from", "input", "cache_read", "cache_write", "output", "note")
     list_filter = ("provider",)
     search_fields = ("provider", "model", "note")
     date_hierarchy = "valid_from"
@@ -283,10 +231,15 @@ class PriceOverrideAdmin(admin.ModelAdmin):
         ),
     ]
 
+    input = field_display("input_per_mtok", "input / M tokens", per_mtok)
+    cache_read = field_display("cache_read_per_mtok", "cache read / M", per_mtok)
+    cache_write = field_display("cache_write_per_mtok", "cache write / M", per_mtok)
+    output = field_display("output_per_mtok", "output / M tokens", per_mtok)
+
 
 @admin.register(UserBudget)
-class UserBudgetAdmin(admin.ModelAdmin):
-    list_display = ("user", "monthly_usd", "spent_this_month", "note", "updated_at")
+class UserBudgetAdmin(CostReviewStyles, admin.ModelAdmin):
+    list_display = ("user", "limit", "spent_this_month", "note", "updated_at")
     raw_id_fields = ("user",)
     list_select_related = ("user",)
 
@@ -303,6 +256,10 @@ class UserBudgetAdmin(admin.ModelAdmin):
         cost = DecimalField(max_digits=30, decimal_places=COST_DECIMAL_PLACES)
         return super().get_queryset(request).annotate(spent=Subquery(spend, output_field=cost))
 
-    @admin.display(description="spent this month")
+    @admin.display(description="monthly budget", ordering="monthly_usd")
+    def limit(self, obj: UserBudget) -> str:
+        return usd(obj.monthly_usd, missing="no limit")
+
+    @admin.display(description="spent this month", ordering="spent")
     def spent_this_month(self, obj: UserBudget) -> str:
-        return usd(getattr(obj, "spent", None) or Decimal(0), places=2)
+        return usd(getattr(obj, "spent", None) or Decimal(0))

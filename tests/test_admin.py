@@ -98,7 +98,7 @@ def test_totals_cover_the_whole_filter_not_just_the_page(admin_client: Client, r
     assert totals["unpriced"] == 1
     page = response.content.decode()
     assert "Totals for the current filter" in page
-    assert "$0.400000" in page
+    assert "cost <strong>$0.40</strong>" in page  # the admin's one money format
     assert "1 unpriced" in page
 
     all_rows = admin_client.get(USAGE).context["totals"]
@@ -240,11 +240,11 @@ def test_a_conversation_shows_each_message_usage_and_cost_and_the_total(
         row = usage_row(user, input_tokens=1_000_000, cached_input_tokens=250_000, output_tokens=100_000)
         Usage.objects.filter(pk=row.pk).update(conversation=conversation, message=message)
     page = admin_client.get(f"/admin/streaming/conversation/{conversation.pk}/change/").content.decode()
-    assert page.count("1,000,000 (250,000 cached) / 100,000") == 2
-    assert page.count("$0.485000") == 2  # 750k * 0.4 + 250k * 0.1 + 100k * 1.6, per million
-    assert "$0.970000" in page  # the conversation's total
+    assert page.count("1,000,000 in (250,000 cached) / 100,000 out") == 2
+    assert page.count("$0.485") == 2  # 750k * 0.4 + 250k * 0.1 + 100k * 1.6, per million
+    assert "$0.97" in page  # the conversation's total
     listing = admin_client.get("/admin/streaming/conversation/").content.decode()
-    assert "$0.970000" in listing
+    assert "$0.97" in listing
 
 
 def test_conversation_list_queries_do_not_grow_with_rows(
@@ -253,7 +253,7 @@ def test_conversation_list_queries_do_not_grow_with_rows(
     for index in range(30):
         conversation = Conversation.objects.create(owner=user, model="openai:gpt-4.1-mini", title=f"c{index}")
         Usage.objects.filter(pk=usage_row(user).pk).update(conversation=conversation)
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):  # (one is the owner filter's list of users)
         assert admin_client.get("/admin/streaming/conversation/").status_code == 200
 
 
@@ -291,3 +291,98 @@ def test_csv_export_writes_a_zero_cost_as_a_plain_number(admin_client: Client, u
     usage_row(user, "openai", "gpt-4.1-mini", input_tokens=0, output_tokens=0)
     (row,) = csv_rows(admin_client.get(EXPORT))
     assert (row["input_cost_usd"], row["output_cost_usd"], row["total_cost_usd"]) == ("0.0000000000",) * 3
+
+
+# -- the usage detail and the message list ----------------------------------------------------------------
+
+
+def test_the_usage_detail_writes_costs_for_people(admin_client: Client, user: Any) -> None:
+    """Costs in the money format (not the stored "0.0185610000"), counts with separators, and the price
+    source's help text as written ("override:<id>", which the admin would otherwise read as a tag)."""
+    row = usage_row(user, "anthropic", "claude-haiku-4-5", input_tokens=12_345, output_tokens=1_234)
+    page = admin_client.get(f"{USAGE}{row.pk}/change/").content.decode()
+    assert row.total_cost is not None and f"{row.total_cost}" not in page
+    assert ">$0.0185<" in page  # 12,345 * $1 + 1,234 * $5, per million: 0.018515
+    assert "12,345" in page and "1,234" in page
+    assert "override:&lt;id&gt;, genai-prices==X.Y.Z" in page
+    assert "override:," not in page
+    assert "input $1.00, cache read $0.10, cache write $1.25, output $5.00" in page  # per million tokens
+
+
+@pytest.fixture
+def chat(user: Any, other_user: Any) -> dict[str, Any]:
+    """A conversation of alice with a priced reply, a failed one and a reply of an unknown model."""
+    talk = Conversation.objects.create(owner=user, model="openai:gpt-4.1-mini", title="Weekend plans")
+    Message.objects.create(conversation=talk, role="user", content="Where to go?")
+    good = Message.objects.create(
+        conversation=talk, role="assistant", content="Lisbon.", model="openai:gpt-4.1-mini"
+    )
+    failed = Message.objects.create(
+        conversation=talk,
+        role="assistant",
+        status="error",
+        model="openai:gpt-4.1-mini",
+        error_code="upstream",
+        error_text="The provider failed.",
+    )
+    odd = Message.objects.create(
+        conversation=talk, role="assistant", content="Hm.", model="openai:no-such-model"
+    )
+    for message, model in ((good, "gpt-4.1-mini"), (odd, "no-such-model")):
+        row = usage_row(user, "openai", model, input_tokens=1_000_000, output_tokens=0)
+        Usage.objects.filter(pk=row.pk).update(conversation=talk, message=message)
+    return {"talk": talk, "good": good, "failed": failed, "odd": odd}
+
+
+def test_the_message_list_is_read_only_with_cost_and_links(
+    admin_client: Client, chat: dict[str, Any]
+) -> None:
+    response = admin_client.get("/admin/streaming/message/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Add message" not in page
+    assert admin_client.get("/admin/streaming/message/add/").status_code == 403
+    assert admin_client.post(f"/admin/streaming/message/{chat['good'].pk}/delete/").status_code == 403
+    assert f'href="/admin/streaming/conversation/{chat["talk"].pk}/change/"' in page
+    assert f'href="/admin/streaming/usage/?message__id__exact={chat["good"].pk}"' in page
+    assert "$0.40" in page and "unpriced" in page
+    usage = admin_client.get("/admin/streaming/usage/", {"message__id__exact": chat["good"].pk})
+    assert usage.context["cl"].result_count == 1  # the link lands on the message's usage
+
+
+@pytest.mark.parametrize(
+    ("query", "contents"),
+    [
+        ({"status__exact": "error"}, {""}),
+        ({"role__exact": "user"}, {"Where to go?"}),
+        ({"model": "openai:no-such-model"}, {"Hm."}),
+        ({"q": "lisbon"}, {"Lisbon."}),
+        ({"q": "weekend"}, {"Where to go?", "Lisbon.", "", "Hm."}),
+    ],
+)
+def test_the_message_list_filters_and_searches(
+    admin_client: Client, chat: dict[str, Any], query: dict[str, str], contents: set[str]
+) -> None:
+    response = admin_client.get("/admin/streaming/message/", query)
+    assert response.status_code == 200
+    assert {message.content for message in response.context["cl"].result_list} == contents
+
+
+def test_a_message_detail_shows_its_text_error_and_cost(admin_client: Client, chat: dict[str, Any]) -> None:
+    page = admin_client.get(f"/admin/streaming/message/{chat['failed'].pk}/change/").content.decode()
+    assert "The provider failed." in page
+    good = admin_client.get(f"/admin/streaming/message/{chat['good'].pk}/change/").content.decode()
+    assert '<div class="streaming-text">Lisbon.</div>' in good
+    assert "$0.40" in good
+
+
+def test_the_message_list_queries_do_not_grow_with_rows(
+    admin_client: Client, chat: dict[str, Any], django_assert_max_num_queries: Any
+) -> None:
+    with django_assert_max_num_queries(8) as few:
+        admin_client.get("/admin/streaming/message/")
+    for index in range(40):
+        Message.objects.create(conversation=chat["talk"], role="user", content=f"more {index}")
+    with django_assert_max_num_queries(8) as many:
+        admin_client.get("/admin/streaming/message/")
+    assert len(few.captured_queries) == len(many.captured_queries)
