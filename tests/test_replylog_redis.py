@@ -106,7 +106,7 @@ def test_writes_are_batched_never_one_per_token(user: Any, log: RedisReplyLog, s
     time.sleep(0.1)
     calls = int(client.info("commandstats")["cmdstat_xadd"]["calls"])
     assert calls <= took / 0.02 + 3, (calls, took)  # a write per flush at most, not 400
-    ids, got = read_to_end(elsewhere(server).remote(str(Message.objects.get(role="assistant").pk)))
+    _, got = read_to_end(elsewhere(server).remote(str(Message.objects.get(role="assistant").pk)))
     assert "".join(c["delta"] for c in got if c["type"] == "text-delta") == "".join(
         f"w{n} " for n in range(400)
     )
