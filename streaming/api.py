@@ -4,17 +4,20 @@ mapped to responses in one place."""
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_variables
 
-from streaming import database, tokens
+from streaming import database, tokens, upkeep
 from streaming.exceptions import (
+    DatabaseUnavailable,
     MethodNotAllowed,
     NotAuthenticated,
     PermissionDenied,
@@ -22,6 +25,8 @@ from streaming.exceptions import (
     StreamingError,
 )
 from streaming.models import ApiToken
+
+logger = logging.getLogger(__name__)
 
 View = Callable[..., HttpResponseBase]
 
@@ -91,10 +96,14 @@ def api_view(methods: list[str]) -> Callable[[View], View]:
                 return view(request, *args, **kwargs)
             except StreamingError as error:
                 return error_response(error)
+            except (OperationalError, InterfaceError):
+                logger.warning("streaming: the database is unreachable", exc_info=True)
+                return error_response(DatabaseUnavailable())
 
         @csrf_exempt
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            upkeep.active()
             return database.run(lambda: respond(request, *args, **kwargs))
 
         return wrapper

@@ -20,7 +20,7 @@ import time
 import weakref
 from array import array
 
-from streaming import database
+from streaming import database, presence
 from streaming.exceptions import LogUnavailable
 from streaming.models import Message
 from streaming.replay import stored_chunks
@@ -28,7 +28,7 @@ from streaming.replylog import RemoteTranscript, Slice, Transcript
 from streaming.sse import frame
 
 #: How often a reader of a reply that streams elsewhere looks at its stored message.
-STATUS_SECONDS = 2.0
+STATUS_SECONDS = presence.REFRESH_SECONDS
 
 
 class Reader:
@@ -166,6 +166,7 @@ class _Elsewhere(Reader):
     def wait(self, timeout: float) -> Slice | None:
         deadline = time.monotonic() + timeout
         while True:
+            presence.mark_reading(self.message_id)
             left = deadline - time.monotonic()
             found = self._poll(min(max(left, 0.0), STATUS_SECONDS))
             if found is None:
@@ -179,6 +180,7 @@ class _Elsewhere(Reader):
     async def await_(self, timeout: float) -> Slice | None:
         deadline = time.monotonic() + timeout
         while True:
+            await database.arun(lambda: presence.mark_reading(self.message_id))
             left = deadline - time.monotonic()
             found = await self._apoll(min(max(left, 0.0), STATUS_SECONDS))
             if found is None:

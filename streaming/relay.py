@@ -23,7 +23,7 @@ from concurrent.futures import Future
 
 from django.db import DatabaseError, InterfaceError, OperationalError
 
-from streaming import database, upkeep
+from streaming import database, presence, upkeep
 from streaming.conf import ModelSpec, app_settings
 from streaming.events import Event
 from streaming.exceptions import BudgetExceeded, ProviderTimeout, StreamingError
@@ -191,9 +191,7 @@ class Relay:
         if now - since < grace:  # a reader came and went meanwhile: its own grace counts
             timers.at(since + grace, self._check_readers)
             return
-        from streaming.replylog import reply_log
-
-        if reply_log().remote_readers(self.message_id):
+        if presence.read_elsewhere(self.message_id):
             self._unread_since = now  # read through another process: look again later
             timers.after(grace, self._check_readers)
             return

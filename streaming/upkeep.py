@@ -9,7 +9,9 @@ that streams or serves the API looks for such replies as often, and whenever a r
 checkpoint), an estimated usage row, and its conversation is free for the next message.
 
 A process that saw its own database work fail takes nothing over for a lease period after that: the
-processes that stream must first get the chance to renew their leases.
+processes that stream must first get the chance to renew their leases. A process does this while it
+streams, and for ``STALE_AFTER_SECONDS`` after its last request: an idle process holds no database
+connection, and a request that touches a dead reply takes it over anyway.
 """
 
 from __future__ import annotations
@@ -48,11 +50,20 @@ _generation = 0
 _busy = False
 _failed_at: float | None = None  # when this process's upkeep last failed
 _last_checkpoint = 0.0
+_last_active = 0.0
 
 
 def register(relay: Relay) -> None:
     live[relay.message_id] = relay
     ensure_running()
+
+
+def active() -> None:
+    """This process serves the API: keep up the upkeep for a while."""
+    global _last_active
+    _last_active = time.monotonic()
+    if not _running:
+        ensure_running()
 
 
 def unregister(relay: Relay) -> None:
@@ -94,6 +105,9 @@ def _settings_changed(*, setting: str, **kwargs: Any) -> None:
 def _tick(generation: int) -> None:
     global _busy
     if generation != _generation:
+        return
+    if not live and time.monotonic() - _last_active > app_settings.stale_after_seconds:
+        stop()  # idle: until the next request or reply
         return
     timers.after(app_settings.stale_after_seconds / 4, lambda: _tick(generation))
     if _busy:  # (the last one is still at the database)

@@ -19,6 +19,7 @@ from streaming.events import Finish, TextDelta, Usage
 from streaming.exceptions import LogUnavailable
 from streaming.models import Message
 from streaming.providers.scripted import Pause, ScriptedProvider
+from streaming.readers import RemoteReader
 from streaming.replylog import Slice, reply_log
 from streaming.replylog.redis import RedisReplyLog
 from streaming.services import ChatInput, start_reply
@@ -133,10 +134,11 @@ def test_a_reader_elsewhere_keeps_a_reply_going_after_its_own_readers_left(
     local = replies.batches(reply)
     next(local)
     next(local)
-    remote = elsewhere(server).remote(reply.message_id)
-    assert remote.read(-1, 1.0) is not None  # a tab in another process reads it...
+    # A tab in another process reads it (it marks itself in the shared cache as it waits)...
+    reader = RemoteReader(reply.message_id, elsewhere(server).remote(reply.message_id))
+    assert reader.wait(1.0) is not None
     local.close()  # ...while the tab of this process goes
-    _, got = read_to_end(remote, after=2)
+    got = replies.read(reader)
     assert got[-1]["messageMetadata"]["status"] == "complete"  # not cancelled after 0.4 s
     assert Message.objects.get(role="assistant").content == "ab"
 

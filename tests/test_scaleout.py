@@ -37,8 +37,10 @@ STALE_AFTER = 3.0  # seconds before an untouched reply counts as interrupted (it
 #: Each server keeps at most this many database connections (streaming.database), closed after IDLE s.
 DATABASE_THREADS = 2
 IDLE = 1.0
+GRACE = 2.0  # seconds a reply whose client left waits for another reader
 ENV = {
     "STREAMING_DEMO_TOKENS_PER_SECOND": str(RATE),
+    "STREAMING_DISCONNECT_GRACE_SECONDS": str(GRACE),
     "STREAMING_STALE_AFTER_SECONDS": str(STALE_AFTER),
     "STREAMING_DATABASE_THREADS": str(DATABASE_THREADS),
     "STREAMING_DATABASE_IDLE_SECONDS": str(IDLE),
@@ -152,6 +154,49 @@ def test_a_websocket_reply_is_stopped_through_the_wsgi_process(
     assert message["status"] == "cancelled"
 
 
+# -- resume through any process -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("streamer", ["asgi", "wsgi"])
+def test_a_reply_generated_in_one_process_is_resumed_through_the_other(
+    request: pytest.FixtureRequest, backend: str, streamer: str
+) -> None:
+    """A reload that reaches the other process: with the Redis reply log it goes on from the last id it
+    had, live; with the in-memory log (one machine, no Redis) it waits for the reply to be stored and
+    replays it whole, from ``start``."""
+    cluster: Cluster = request.getfixturevalue(backend)
+    generating, resuming = (
+        (cluster.asgi, cluster.wsgi) if streamer == "asgi" else (cluster.wsgi, cluster.asgi)
+    )
+    with (
+        generating.log_on_failure(),
+        resuming.log_on_failure(),
+        cluster.client(generating) as client,
+        cluster.client(resuming) as other,
+    ):
+        with client.stream("POST", "/api/chat", json=chat(LONG)) as response:
+            events = stream_events(response, time.monotonic())
+            seen = until(events, "text-delta")
+            seen += [next(events) for _ in range(5)]
+        last = seen[-1].id
+        assert last is not None
+        path = f"/api/messages/{seen[0].event['messageId']}/stream"
+        with other.stream("GET", path, headers={"Last-Event-ID": str(last)}) as response:
+            assert response.status_code == 200
+            rest = [r for r in stream_events(response, time.monotonic()) if r.type != "ping"]
+
+    seen_text = "".join(r.event["delta"] for r in seen if r.type == "text-delta")
+    rest_text = "".join(r.event["delta"] for r in rest if r.type == "text-delta")
+    assert rest[-2].event["messageMetadata"]["status"] == "complete"
+    if backend == "scaleout":
+        assert rest[0].id == last + 1
+        assert seen_text + rest_text == demo_reply(LONG)
+    else:
+        assert rest[0].type == "start"  # a stored replay: the client replaces what it had
+        assert rest_text == demo_reply(LONG)
+
+
 # -- many replies at once -----------------------------------------------------------------------------
 
 
@@ -211,8 +256,10 @@ def test_fifty_concurrent_replies_over_both_processes_all_complete_once(scaleout
 
 
 def wait_for_no_connections(cluster: Cluster) -> int:
-    """The servers' database connections once they are gone, or after a while: how many are left."""
-    deadline = time.monotonic() + IDLE + 5
+    """The servers' database connections once they are gone, or after a while: how many are left. (A
+    reply whose client left goes on for its grace period; a process keeps up its leases and takeovers
+    for a lease period after its last reply or request; then its database threads idle out.)"""
+    deadline = time.monotonic() + GRACE + STALE_AFTER + IDLE + 5
     while (held := server_connections(cluster)) and time.monotonic() < deadline:
         time.sleep(0.1)
     return held

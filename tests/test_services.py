@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from streaming import database, streams, upkeep
 from streaming.conf import app_settings
-from streaming.events import Finish, TextDelta, Usage
+from streaming.events import Finish, ReasoningDelta, TextDelta, Usage
 from streaming.exceptions import (
     Overloaded,
     ProviderAuthError,
@@ -29,6 +29,7 @@ from streaming.exceptions import (
 from streaming.models import Conversation, Message
 from streaming.models import Usage as UsageRow
 from streaming.providers.scripted import Pause, ScriptedProvider, text_reply
+from streaming.replylog import reply_log
 from streaming.services import ChatInput, start_reply
 from streaming.stopping import request_stop
 from tests import replies
@@ -427,3 +428,24 @@ def test_replies_starting_at_once_all_start(user: Any) -> None:
     assert failures == []
     assert len(started) == 24
     assert Message.objects.filter(status=Message.Status.STREAMING).count() == 24
+
+
+def test_a_reply_whose_log_is_gone_replays_from_storage(user: Any) -> None:
+    ScriptedProvider.enqueue(
+        [ReasoningDelta("Think"), TextDelta("Hel"), TextDelta("lo"), Usage(4, 2), Finish()]
+    )
+    reply = ask(user, model="scripted:thinker", reasoning=True)
+    live = run(reply)
+    replies.settle()
+    reply_log()._transcripts.clear()  # (kept a few minutes after the end; a restart drops it)
+    message = Message.objects.get(pk=reply.message_id)
+    replayed = replies.read(streams.attach(message, after=7))  # an id is no use: it replays whole
+    assert [c["type"] for c in replayed] == [
+        "start", "start-step",
+        "reasoning-start", "reasoning-delta", "reasoning-end",
+        "text-start", "text-delta", "text-end",
+        "finish-step", "finish",
+    ]  # fmt: skip
+    assert replayed[0] == live[0]  # the same ids of message, conversation and question
+    assert [c.get("delta") for c in replayed if "delta" in c] == ["Think", "Hello"]
+    assert replayed[-1] == live[-1]  # the stored usage, cost and timings

@@ -73,10 +73,6 @@ class ReplyLog:
         """Append the closing chunks of a reply taken over from a dead process, ids from ``first``, and
         end its shared log, so that its readers end too (nothing to do when nothing is shared)."""
 
-    def remote_readers(self, message_id: str) -> bool:
-        """Whether a reader in another process is attached to this process's reply."""
-        return False
-
     def close(self) -> None:
         """Release what the backend holds (tests switch backends)."""
 

@@ -8,9 +8,7 @@ one per token. A reply's stream, ``<KEY_PREFIX><message id>``, has an entry ``0-
 ``KEEP_SECONDS`` after the reply ended, or an hour after the last flush of a reply whose process died
 (long enough for the reply to be taken over with its text).
 
-A reader in another process reads the stream (XRANGE), then waits for more (XREAD BLOCK). While it
-reads it keeps a key ``<KEY_PREFIX><message id>:reader`` alive, so that a reply whose readers in its own
-process all left goes on while someone reads it elsewhere.
+A reader in another process reads the stream (XRANGE), then waits for more (XREAD BLOCK).
 
 When Redis is unreachable, a reply goes on for its readers in its own process and the flusher tries
 again (a warning is logged once per outage); a reader elsewhere waits for the stored reply instead.
@@ -42,7 +40,6 @@ from streaming.sse import frame
 logger = logging.getLogger(__name__)
 
 LIVE_TTL_MS = 3_600_000  # a reply's stream outlives its process by this much, for its takeover
-READER_TTL_MS = 5_000  # a reader elsewhere refreshes its presence at least this often
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
 
@@ -98,12 +95,6 @@ class RedisReplyLog(ReplyLog):
 
     def remote(self, message_id: str) -> RedisTranscript:
         return RedisTranscript(self, message_id)
-
-    def remote_readers(self, message_id: str) -> bool:
-        try:
-            return bool(self.client.exists(self.key(message_id) + ":reader"))
-        except redis.RedisError:
-            return False
 
     def end_remote(self, message_id: str, first: int, chunks: list[Chunk]) -> None:
         data = b"".join(frame(first + index, chunk) for index, chunk in enumerate(chunks))
@@ -210,7 +201,6 @@ class RedisTranscript:
     def __init__(self, log: RedisReplyLog, message_id: str) -> None:
         self.log = log
         self.key = log.key(message_id)
-        self.reader_key = self.key + ":reader"
         self.last_entry: bytes | str | None = None  # the last stream entry read
 
     def _catch_up(self, pipe: Any, after: int) -> None:
@@ -241,10 +231,9 @@ class RedisTranscript:
 
     def _read(self, after: int, timeout: float) -> Slice | None:
         pipe = self.log.client.pipeline(transaction=False)
-        pipe.set(self.reader_key, 1, px=READER_TTL_MS)
         if self.last_entry is None or timeout <= 0:
             self._catch_up(pipe, after)
-            _, before, later = pipe.execute()
+            before, later = pipe.execute()
             found = self._slice([*before, *later], after)
             if found is not None or timeout <= 0:
                 return found
@@ -256,10 +245,9 @@ class RedisTranscript:
     async def _aread(self, after: int, timeout: float) -> Slice | None:
         client = self.log.async_client()
         pipe = client.pipeline(transaction=False)
-        pipe.set(self.reader_key, 1, px=READER_TTL_MS)
         if self.last_entry is None or timeout <= 0:
             self._catch_up(pipe, after)
-            _, before, later = await pipe.execute()
+            before, later = await pipe.execute()
             found = self._slice([*before, *later], after)
             if found is not None or timeout <= 0:
                 return found
@@ -269,7 +257,7 @@ class RedisTranscript:
         return self._slice(_entries(replies[-1]), after)
 
     def close(self) -> None:
-        pass  # (the reader's presence key expires by itself: other readers may share it)
+        pass
 
 
 def _entries(reply: Any) -> Entries:
