@@ -8,6 +8,7 @@ with HTML and links that would run script if the page rendered them unsanitized.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import orjson
 import pytest
 
 from streaming.providers.base import ChatMessage, ChatRequest
-from streaming.providers.demo import DemoProvider
+from streaming.providers.demo import REPLY, DemoProvider
 from tests.browser_support import (
     PHONE,
     ChatPage,
@@ -29,6 +30,7 @@ from tests.browser_support import (
     words,
 )
 from tests.conftest import require
+from tests.dropping_proxy import dropping_proxy
 from tests.servers import NEEDS, LiveServer, User, available, running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.servers]
@@ -237,6 +239,81 @@ def test_stop_from_another_tab(chat: ChatPage) -> None:
     assert other.replies.last.locator(".content").inner_text() == reply.locator(".content").inner_text()
     other.wait_idle()
     assert other.errors == []
+
+
+# -- a reply outlives its connection --------------------------------------------------------------
+
+
+def long_message(text: str) -> str:
+    """A message the paced demo model quotes: about four seconds of reply."""
+    return unique(text) + " " + " ".join(f"word{n}" for n in range(100))
+
+
+def test_a_reload_mid_reply_shows_it_still_streaming(chat: ChatPage) -> None:
+    """F5 one second into a long reply: the page comes back with the reply, which goes on live and ends
+    complete with exactly the text the server stored (nothing lost or doubled)."""
+    message = long_message("Reload me")
+    reply = chat.send(message, model="paced:echo")
+    chat.wait_for_text(reply, 40)
+    chat.reload()
+    reply = chat.replies.last
+    assert reply.get_attribute("data-status") == "streaming"
+    assert chat.stop_button().is_visible()
+    shown = len(reply.locator(".content").inner_text())
+    chat.wait_for_text(reply, shown + 40)  # it grows here, live
+    assert chat.wait_settled(reply) == "complete"
+    chat.wait_idle()
+    assert_shown_as_stored(chat, reply, message)
+
+
+@ONCE
+def test_a_second_tab_shows_the_reply_live(chat: ChatPage) -> None:
+    reply = chat.send(long_message("Two tabs live"), model="paced:echo")
+    chat.wait_for_text(reply, 20)
+    other = ChatPage(chat.page.context.new_page(), chat.server)
+    other.open(chat.conversation_id())
+    theirs = other.replies.last
+    assert theirs.get_attribute("data-status") == "streaming"
+    before = len(theirs.locator(".content").inner_text())
+    other.wait_for_text(theirs, before + 40)  # live, not a copy of what was stored
+    assert reply.get_attribute("data-status") == "streaming"
+    assert chat.wait_settled(reply) == "complete"
+    assert other.wait_settled(theirs) == "complete"
+    assert theirs.locator(".content").inner_text() == reply.locator(".content").inner_text()
+    assert other.errors == []
+
+
+def test_a_dropped_network_reconnects_with_nothing_lost_or_doubled(chat: ChatPage) -> None:
+    """The connection is cut mid-reply and the network stays away for a while: the page says it is
+    reconnecting, follows the reply again from the last event it had, and ends with the whole reply."""
+    with dropping_proxy(chat.server.port) as proxy:
+        tab = ChatPage(chat.page.context.new_page(), dataclasses.replace(chat.server, port=proxy.port))
+        tab.open()
+        followed: list[str | None] = []
+        tab.page.on(
+            "request",
+            lambda r: r.url.endswith("/stream") and followed.append(r.headers.get("last-event-id")),
+        )
+        message = long_message("Lose the network")
+        reply = tab.send(message, model="paced:echo")
+        tab.wait_for_text(reply, 40)
+        proxy.drop(1.5)  # a phone in a tunnel: the stream breaks, and reconnecting fails for a while
+        reply.locator(".status", has_text="Reconnecting").wait_for(timeout=5_000)
+        assert tab.wait_settled(reply) == "complete"
+        assert followed and all(last is not None and int(last) > 0 for last in followed)
+        assert_shown_as_stored(tab, reply, message)
+        assert tab.errors == []
+
+
+def assert_shown_as_stored(chat: ChatPage, reply: Any, message: str) -> None:
+    """The reply ended complete, its stored text is the model's whole reply once (nothing lost or
+    doubled), and the page shows what a reload shows of the stored reply."""
+    stored = stored_reply(chat.server, chat.conversation_id())
+    assert stored["status"] == "complete"
+    assert stored["content"] == REPLY.format(words=" ".join(message.split()))
+    shown = reply.locator(".content").inner_text()
+    chat.reload()
+    assert chat.replies.last.locator(".content").inner_text() == shown
 
 
 # -- errors and hostile output ----------------------------------------------------------------------

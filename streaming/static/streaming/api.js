@@ -53,6 +53,7 @@ export class Api {
       conversation: data.conversationUrl,
       chat: data.chatUrl,
       stop: data.stopUrl,
+      messageStream: data.messageStreamUrl,
     };
     this.tokenInput = document.querySelector("input[name=csrfmiddlewaretoken]");
   }
@@ -113,6 +114,17 @@ export class Api {
       if (error instanceof ApiError && error.status === 409) return false;
       throw error;
     }
+  }
+
+  /**
+   * Attach to a reply: its chunks after `lastId` (all of them when null), live while it streams, or
+   * replayed from storage once it ended (then they start again with `start`).
+   */
+  follow(messageId, lastId, signal) {
+    const headers = { Accept: "text/event-stream" };
+    if (lastId != null) headers["Last-Event-ID"] = String(lastId);
+    const url = this.urls.messageStream.replace(ID_PLACEHOLDER, encodeURIComponent(messageId));
+    return fetch(url, { headers, credentials: "same-origin", signal });
   }
 
   /** Start a reply: the raw response, to be read as an event stream when it is ok. */

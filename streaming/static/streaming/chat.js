@@ -9,7 +9,10 @@ import { ConversationList, conversationHref } from "./sidebar.js";
 import { readChunks } from "./sse.js";
 
 const STOP_GRACE_MS = 2000; // after Stop, how long the server may take to send its own ending
-const REMOTE_POLL_MS = 1500; // how often a reply streaming in another tab is looked at again
+// After a dropped connection, the reply is followed again after these many milliseconds (the last
+// one repeats) until it has been away this long: the reply goes on at the server meanwhile.
+const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 4000];
+const RECONNECT_FOR_MS = 60000;
 const SETTLED_ANNOUNCEMENTS = {
   complete: "Reply complete.",
   cancelled: "Reply stopped.",
@@ -17,6 +20,20 @@ const SETTLED_ANNOUNCEMENTS = {
 };
 
 const $ = (id) => document.getElementById(id);
+
+function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        reject(new DOMException("Aborted", "AbortError"));
+      },
+      { once: true },
+    );
+  });
+}
 
 class ChatApp {
   constructor(root) {
@@ -151,7 +168,7 @@ class ChatApp {
     }
     this.showView(view);
     this.scroll.follow(true);
-    this.watchRemote(view);
+    if (view.remoteStreaming) this.attach(view);
   }
 
   newChat({ push = true } = {}) {
@@ -210,21 +227,17 @@ class ChatApp {
     }
   }
 
-  /** A reply that streams in another tab is looked at again until it ends. */
-  watchRemote(view) {
-    if (!view.remoteStreaming || view !== this.view) return;
-    clearTimeout(view.pollTimer);
-    view.pollTimer = setTimeout(async () => {
-      if (view !== this.view || view.controller) return;
-      try {
-        view.show(await this.api.conversation(view.id), (model) => this.labelOf(model));
-      } catch {
-        // the next poll tries again
-      }
-      this.updateComposer();
-      this.scroll.follow();
-      this.watchRemote(view);
-    }, REMOTE_POLL_MS);
+  /** A reply that streams elsewhere (a reload, another tab or device): follow it here, live. */
+  attach(view) {
+    const messageId = view.remoteStreaming;
+    view.remoteStreaming = null;
+    const article = view.element.querySelector(`article[data-message-id="${CSS.escape(messageId)}"]`);
+    const reply = article && replyOf(article);
+    if (!reply) return;
+    reply.onRender = () => view === this.view && this.scroll.follow();
+    reply.onSettled = (settled) => this.onSettled(view, settled);
+    view.reply = reply;
+    this.stream(view, reply, null);
   }
 
   // -- sending and streaming --------------------------------------------------------------------
@@ -246,7 +259,7 @@ class ChatApp {
     this.runReply(view, { conversation: view.id, message: text, ...this.chatOptions() }, { text, user });
   }
 
-  async runReply(view, body, origin) {
+  runReply(view, body, origin) {
     const reply = new AssistantReply({
       modelLabel: this.labelOf(body.model),
       onRender: () => view === this.view && this.scroll.follow(),
@@ -255,21 +268,32 @@ class ChatApp {
     reply.origin = origin;
     view.element.append(reply.element);
     view.reply = reply;
+    this.stream(view, reply, body);
+  }
+
+  /**
+   * Stream a reply into `view`: one that starts now (`body`: the request), or one already streaming
+   * (null: followed from its first chunk). A connection that drops is followed again from the last
+   * event it delivered, with growing pauses: nothing is lost or shown twice.
+   */
+  async stream(view, reply, body) {
     view.controller = new AbortController();
+    const { signal } = view.controller;
     this.updateComposer();
     this.scroll.follow(true);
+    const position = { lastId: null };
     try {
-      const response = await this.api.chat(body, view.controller.signal);
-      if (!response.ok) {
-        const error = await ApiError.from(response);
-        reply.requestFailed = true;
-        reply.fail(error.message, error.code);
-        return;
+      if (body) {
+        const response = await this.api.chat(body, signal);
+        if (!response.ok) {
+          const error = await ApiError.from(response);
+          reply.requestFailed = true;
+          reply.fail(error.message, error.code);
+          return;
+        }
+        await this.consume(view, reply, response, position);
       }
-      for await (const chunk of readChunks(response)) {
-        if (chunk.type === "start") this.adopt(view, chunk);
-        reply.apply(chunk);
-      }
+      if (!reply.settled && reply.messageId) await this.follow(view, reply, position, signal);
       if (!reply.settled) reply.fail("The connection closed before the reply was complete.", "connection");
     } catch (error) {
       if (error.name === "AbortError") reply.settle("cancelled");
@@ -281,6 +305,50 @@ class ChatApp {
       if (view !== this.view) this.views.delete(view.id);
       this.updateComposer();
       this.refreshListSoon();
+    }
+  }
+
+  /** Read a response's chunks into the reply; a dropped connection ends it quietly (to follow again). */
+  async consume(view, reply, response, position) {
+    try {
+      for await (const chunk of readChunks(response, position)) {
+        if (chunk.type === "start") {
+          if (reply.hasContent) reply.restart(); // a stored reply, replayed whole
+          this.adopt(view, chunk);
+        }
+        reply.apply(chunk);
+      }
+    } catch (error) {
+      if (error.name === "AbortError") throw error;
+    }
+  }
+
+  /** Follow a reply whose connection dropped (or one that streams elsewhere), until it ends. */
+  async follow(view, reply, position, signal) {
+    const since = Date.now();
+    let attempt = 0;
+    while (!reply.settled && Date.now() - since < RECONNECT_FOR_MS) {
+      if (position.lastId !== null || attempt > 0) {
+        reply.reconnecting(true);
+        await sleep(RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)], signal);
+      }
+      attempt += 1;
+      let response;
+      try {
+        response = await this.api.follow(reply.messageId, position.lastId, signal);
+      } catch (error) {
+        if (error.name === "AbortError") throw error;
+        continue; // still offline
+      }
+      if (!response.ok) {
+        const error = await ApiError.from(response);
+        if (response.status < 500) return reply.fail(error.message, error.code);
+        continue;
+      }
+      const before = position.lastId;
+      reply.reconnecting(false);
+      await this.consume(view, reply, response, position);
+      if (position.lastId !== before) attempt = 0; // it moved on: the next drop starts over
     }
   }
 
@@ -307,13 +375,7 @@ class ChatApp {
 
   async stop() {
     const view = this.view;
-    if (!view.controller) {
-      if (view.remoteStreaming) {
-        await this.api.stop(view.remoteStreaming).catch((error) => this.announce(error.message, true));
-        this.announce("Stopping the reply.");
-      }
-      return;
-    }
+    if (!view.controller) return;
     const { reply, controller } = view;
     if (reply.status === "stopping") return;
     reply.stopping();

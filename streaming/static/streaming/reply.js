@@ -139,7 +139,9 @@ export class AssistantReply {
     this.status = status;
     this.element.dataset.status = status;
     this.element.setAttribute("aria-busy", String(!this.finalRendered));
-    this.statusChip.textContent = STATUS_LABELS[status] ?? status;
+    const reconnecting = this.isReconnecting && !this.settled;
+    this.element.classList.toggle("reconnecting", Boolean(reconnecting));
+    this.statusChip.textContent = reconnecting ? "Reconnecting…" : (STATUS_LABELS[status] ?? status);
     this.typing.hidden = !(
       status === "waiting" ||
       (status === "streaming" && !this.pacer.text && !this.reasoningText)
@@ -205,6 +207,31 @@ export class AssistantReply {
     this.reasoningLabel.textContent = `Reasoned for ${took}`;
     this.reasoningDirty = true;
     this.schedule();
+  }
+
+  /** The reply's stream starts over (a stored reply replayed whole): forget the text shown so far. */
+  restart() {
+    this.pacer = new TextPacer();
+    this.reasoningText = "";
+    this.reasoning.hidden = true;
+    this.renderedLength = 0;
+    this.markdown.reset();
+    this.reasoningBody.replaceChildren();
+    this.reasoningView = null;
+    this.errorBox.hidden = true;
+    this.settled = this.finalRendered = this.notified = false;
+    this.setStatus("streaming");
+  }
+
+  /** The connection dropped and is being made again (or is back). */
+  reconnecting(on) {
+    this.isReconnecting = on;
+    this.setStatus(this.status);
+  }
+
+  /** Whether any text or reasoning has been shown. */
+  get hasContent() {
+    return Boolean(this.pacer.text || this.reasoningText);
   }
 
   /** The reader pressed Stop: show what has arrived, take no more text, wait for the server's word. */

@@ -65,8 +65,9 @@ export class EventStreamParser {
 /**
  * The JSON chunks of a UI message stream response, as they arrive, until `data: [DONE]` or the end
  * of the body. Data that is not JSON is skipped: a newer server may send what this page does not know.
+ * `position.lastId` follows the id of the last event read: where a reconnection takes up.
  */
-export async function* readChunks(response) {
+export async function* readChunks(response, position = {}) {
   // A TextDecoder rather than a TextDecoderStream: one stream stage less for each network read.
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
@@ -78,6 +79,7 @@ export async function* readChunks(response) {
       for (const event of parser.push(decoder.decode(value, { stream: true }))) {
         if (event.data === DONE) return;
         const chunk = parseJson(event.data);
+        if (event.id !== null && event.id !== "") position.lastId = Number(event.id);
         if (chunk && typeof chunk.type === "string") yield chunk;
       }
     }
