@@ -9,9 +9,11 @@ machine. The targets are reported as PASS/MISS and never fail the run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -20,12 +22,12 @@ from typing import Any
 
 import orjson
 
-from bench import scenarios, selftest
-from bench.launch import upstream
+from bench import resume, scenarios, selftest
+from bench.launch import redis_server, upstream
 from bench.report import print_all, table, targets
 from bench.upstream import raise_fd_limit
 
-SCENARIOS = ("upstream", "latency", "throughput", "concurrency", "queries")
+SCENARIOS = ("upstream", "latency", "throughput", "concurrency", "queries", "resume")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 LATENCY = [
@@ -75,6 +77,13 @@ QUERIES = [
     ("relayed", "tokens relayed"),
     ("queries", "queries"),
     ("kinds", "kinds"),
+]
+RESUME = [
+    ("name", "(e) resume"),
+    ("runs", "runs"),
+    ("errors", "errors"),
+    ("first_byte_p50_ms", "first byte p50"),
+    ("first_byte_p99_ms", "p99"),
 ]
 TARGETS = [("target", "target"), ("measured", "measured"), ("goal", "goal"), ("verdict", "")]
 
@@ -151,14 +160,19 @@ def main(argv: list[str] | None = None) -> None:
         note("upstream self-test")
         results["upstream"] = selftest.run(sizes)
         print_all([table("Upstream self-test", results["upstream"], selftest.COLUMNS)])
-    with upstream() as up:
+    with contextlib.ExitStack() as stack:
+        up = stack.enter_context(upstream())
+        needs_redis = {"throughput", "concurrency", "resume"} & set(only)
+        redis_url = (
+            stack.enter_context(redis_server()) if needs_redis and shutil.which("redis-server") else None
+        )
         if "latency" in only:
             note("(a) latency")
             results["latency"] = scenarios.latency(sizes, up.base_url, up.port)
             print_all([table(f"(a) {sizes.latency_tokens}-token reply, ms", results["latency"], LATENCY)])
         if "throughput" in only:
             note("(b) throughput")
-            results["throughput"] = scenarios.throughput(sizes, up.base_url, up.port)
+            results["throughput"] = scenarios.throughput(sizes, up.base_url, up.port, redis_url)
             print_all(
                 [
                     table(
@@ -170,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         if "concurrency" in only:
             note("(c) concurrency")
-            results["concurrency"] = scenarios.concurrency(sizes, up.port)
+            results["concurrency"] = scenarios.concurrency(sizes, up.port, redis_url)
             title = f"(c) one uvicorn worker, {sizes.rate:g} tok/s for {sizes.stream_seconds:g} s each, ms"
             print_all([table(title, results["concurrency"], CONCURRENCY)])
         if "queries" in only:
@@ -179,6 +193,11 @@ def main(argv: list[str] | None = None) -> None:
             print_all(
                 [table("(d) one reply through Django's test Client, SQLite", results["queries"], QUERIES)]
             )
+        if "resume" in only:
+            note("(e) resume")
+            results["resume"] = resume.resume(sizes, up.port, redis_url)
+            title = f"(e) attach to a {sizes.resume_tokens}-token reply half-way, ms to the first byte"
+            print_all([table(title, results["resume"], RESUME)])
     results["targets"] = targets(results)
     print_all([table("Targets", results["targets"], TARGETS)])
     wall = time.perf_counter() - started

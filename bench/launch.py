@@ -6,6 +6,7 @@
   ``DJANGO_DEBUG`` off, the OpenAI provider pointed at the upstream, heartbeats every 60 s; the
   returned ``Target`` carries alice's session and CSRF cookies and the ``X-CSRFToken`` header.
 * ``fastapi_server(...)``: ``bench.fastapi_proxy`` under one uvicorn worker.
+* ``redis_server()``: a Redis of the benchmark's own (for the runs with the Redis reply log).
 
 Servers inherit this process's limits: call ``raise_fd_limit`` first.
 """
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import re
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,8 +81,9 @@ def upstream() -> Iterator[Upstream]:
             process.wait(timeout=5)
 
 
-def app_env(upstream_port: int, models: Sequence[str]) -> dict[str, str]:
-    return {
+def app_env(upstream_port: int, models: Sequence[str], redis_url: str | None = None) -> dict[str, str]:
+    """The demo project's environment; with ``redis_url``, Redis for its cache, channels and reply log."""
+    env = {
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": "bench-only-not-secret-" + "x" * 40,
         "DJANGO_SECURE_SSL_REDIRECT": "0",
@@ -88,6 +92,9 @@ def app_env(upstream_port: int, models: Sequence[str]) -> dict[str, str]:
         "STREAMING_MODELS": ",".join(models),
         "STREAMING_HEARTBEAT_SECONDS": "60",
     }
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    return env
 
 
 def session_headers(server: LiveServer, user: User) -> dict[str, str]:
@@ -116,15 +123,37 @@ def cookie_header(cookies: dict[str, str]) -> str:
 
 
 @contextlib.contextmanager
-def app_server(kind: str, upstream_port: int, models: Sequence[str]) -> Iterator[tuple[LiveServer, Target]]:
+def app_server(
+    kind: str, upstream_port: int, models: Sequence[str], redis_url: str | None = None
+) -> Iterator[tuple[LiveServer, Target]]:
     """The demo project under ``kind``; the target is ``POST /api/chat`` as alice."""
     with (
         tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as workdir,
-        running_server(kind, Path(workdir), app_env(upstream_port, models)) as server,
+        running_server(kind, Path(workdir), app_env(upstream_port, models, redis_url)) as server,
         server.log_on_failure(),
     ):
         headers = session_headers(server, server.users[0])
         yield server, Target(server.port, "/api/chat", headers)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """A Redis of the benchmark's own, on a spare port, keeping nothing on disk: its URL."""
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            time.sleep(0.05)
+        yield url
+    finally:
+        process.kill()
+        process.wait(timeout=5)
 
 
 @contextlib.contextmanager

@@ -56,6 +56,8 @@ class Sizes:
     rate: float = 30.0
     stream_seconds: float = 30.0
     query_tokens: tuple[int, ...] = (10, 5000)
+    resume_tokens: int = 2000
+    resume_repeats: int = 20
     servers: tuple[str, ...] = APP_KINDS
     warmup: int = 3
     selftest_streams: int = 1000
@@ -76,10 +78,14 @@ class Sizes:
             self.model(self.throughput_tokens),
             self.model(stream_tokens, self.delay),
             self.model(20),
+            self.model(self.resume_tokens, RESUME_DELAY),
         ]
 
 
+RESUME_DELAY = 0.004  # seconds between the tokens of the reply that (e) resumes: 2,000 of them in 8 s
+
 TINY = Sizes(
+    resume_repeats=3,
     latency_repeats=8,
     throughput_tokens=5000,
     throughput_repeats=2,
@@ -94,10 +100,18 @@ TINY = Sizes(
 Server = Callable[[], AbstractContextManager[tuple[LiveServer, Target]]]
 
 
-def servers(sizes: Sizes, upstream_port: int, kinds: Sequence[str]) -> Iterator[tuple[str, Server]]:
-    """(name, context manager factory) of each server to measure; the FastAPI proxy last."""
+def servers(
+    sizes: Sizes, upstream_port: int, kinds: Sequence[str], redis_url: str | None = None
+) -> Iterator[tuple[str, Server]]:
+    """(name, context manager factory) of each server to measure; with ``redis_url``, uvicorn again with
+    Redis for the reply log (and the cache); the FastAPI proxy last."""
     for kind in kinds:
         yield f"app {kind}", lambda kind=kind: app_server(kind, upstream_port, sizes.models())  # type: ignore[misc]
+    if redis_url and "uvicorn" in kinds:
+        yield (
+            "app uvicorn + Redis log",
+            lambda: app_server("uvicorn", upstream_port, sizes.models(), redis_url),
+        )
     yield "fastapi proxy", lambda: fastapi_server(upstream_port)
 
 
@@ -250,7 +264,9 @@ def in_process_row(name: str, once: Callable[[], int], repeats: int) -> Row:
     }
 
 
-def throughput(sizes: Sizes, upstream_url: str, upstream_port: int) -> list[Row]:
+def throughput(
+    sizes: Sizes, upstream_url: str, upstream_port: int, redis_url: str | None = None
+) -> list[Row]:
     model = sizes.model(sizes.throughput_tokens)
     client = sdk_client(upstream_url)
     sdk_once(client, model)
@@ -260,7 +276,7 @@ def throughput(sizes: Sizes, upstream_url: str, upstream_port: int) -> list[Row]
         in_process_row("SDK raw + orjson", lambda: sdk_raw_once(client, model), sizes.throughput_repeats),
     ]
     client.close()
-    for name, start in servers(sizes, upstream_port, sizes.servers):
+    for name, start in servers(sizes, upstream_port, sizes.servers, redis_url):
         with start() as (server, target):
             rows.append(asyncio.run(server_throughput(name, server, target, model, sizes)))
     return rows
@@ -290,10 +306,10 @@ async def server_throughput(name: str, server: LiveServer, target: Target, model
 # -- (c) concurrency ---------------------------------------------------------------------------------------
 
 
-def concurrency(sizes: Sizes, upstream_port: int) -> list[Row]:
+def concurrency(sizes: Sizes, upstream_port: int, redis_url: str | None = None) -> list[Row]:
     rows = []
     for streams in sizes.concurrency:
-        for name, start in servers(sizes, upstream_port, ("uvicorn",)):
+        for name, start in servers(sizes, upstream_port, ("uvicorn",), redis_url):
             with start() as (server, target):
                 rows.append(asyncio.run(concurrent_run(name, server, target, streams, sizes)))
             print(f"  concurrency {name} x{streams}: done", file=sys.stderr, flush=True)
