@@ -25,6 +25,7 @@ from streaming.exceptions import (
     StreamingError,
 )
 from streaming.models import ApiToken
+from streaming.payloads import check_content_type
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,8 @@ def api_view(methods: list[str]) -> Callable[[View], View]:
                     response = error_response(MethodNotAllowed(f"Use {' or '.join(methods)}."))
                     response["Allow"] = ", ".join(methods)
                     return response
+                if request.method not in ("GET", "HEAD", "OPTIONS", "DELETE"):
+                    check_content_type(request)
                 if not _authenticate_token(request):
                     if not request.user.is_authenticated:
                         return error_response(NotAuthenticated())

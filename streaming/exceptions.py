@@ -102,6 +102,18 @@ class LogUnavailable(StreamingError):
     default_message = "The reply log is unreachable: the reply cannot be followed from here right now."
 
 
+class RequestTooLarge(StreamingError):
+    code = "request_too_large"
+    status = 413
+    default_message = "The request body is too large."
+
+
+class UnsupportedMediaType(StreamingError):
+    code = "unsupported_media_type"
+    status = 415
+    default_message = "Send JSON (Content-Type: application/json)."
+
+
 class ProviderError(StreamingError):
     """A provider call failed. ``code`` is one of the stable codes of SPEC §2.
 

@@ -6,12 +6,46 @@ import uuid
 from typing import Any
 
 import orjson
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest
 
-from streaming.exceptions import InvalidRequest
+from streaming.exceptions import InvalidRequest, RequestTooLarge, UnsupportedMediaType
 from streaming.models import CLIENT_ID_MAX_LENGTH
 from streaming.services import ChatInput
 
 TRIGGERS = ("submit-message", "regenerate-message")
+
+
+#: The content types of a JSON body (a request without one is read as JSON too, as ``curl -d`` sends).
+JSON_TYPES = ("application/json", "text/json")
+
+
+def check_content_type(request: HttpRequest) -> None:
+    """A body that is not JSON is refused before anything reads it (a form or multipart body would be
+    parsed by the CSRF check, and a malformed one fail there)."""
+    content_type = request.content_type or ""
+    if content_type and content_type not in JSON_TYPES and not content_type.endswith("+json"):
+        raise UnsupportedMediaType(f"Send JSON (Content-Type: application/json), not {content_type}.")
+
+
+def request_body(request: HttpRequest) -> bytes:
+    """The body of an API request: JSON, within Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``, also when it
+    came chunked (a WSGI server passes such a body on, but Django reads only a Content-Length's worth)."""
+    check_content_type(request)
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    environ = getattr(request, "environ", {})
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if chunked and not environ.get("CONTENT_LENGTH") and environ.get("wsgi.input_terminated"):
+        body = environ["wsgi.input"].read(-1 if limit is None else limit + 1)
+    else:
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            body = None
+    if body is None or (limit is not None and len(body) > limit):
+        raise RequestTooLarge(f"The request body is larger than {limit:,} bytes.")
+    return bytes(body)
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:

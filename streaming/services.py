@@ -245,6 +245,8 @@ def parse_title(data: dict[str, object]) -> str:
         raise InvalidRequest("'title' must be a non-empty string.", field="title")
     if len(title) > 200:
         raise InvalidRequest("'title' is longer than 200 characters.", field="title")
+    if "\x00" in title:
+        raise InvalidRequest("'title' contains a NUL character.", field="title")
     return " ".join(title.split())
 
 

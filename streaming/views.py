@@ -16,7 +16,7 @@ from streaming.api import api_view
 from streaming.conf import app_settings
 from streaming.exceptions import InvalidRequest, NotFound, NotStreaming
 from streaming.models import Conversation, Message
-from streaming.payloads import parse_chat, parse_json_object
+from streaming.payloads import parse_chat, parse_json_object, request_body
 from streaming.readers import Reader
 from streaming.serializers import conversation_detail as detail_dict
 from streaming.serializers import conversation_dict
@@ -70,7 +70,7 @@ def conversation(request: HttpRequest, conversation_id: str) -> HttpResponse:
         found.delete()
         return HttpResponse(status=204)
     if request.method == "PATCH":
-        found.title = services.parse_title(parse_json_object(request.body))
+        found.title = services.parse_title(parse_json_object(request_body(request)))
         found.save(update_fields=["title"])
     take_over_stale(found.messages.all())
     return JsonResponse(detail_dict(found))
@@ -99,7 +99,7 @@ def budget(request: HttpRequest) -> HttpResponse:
 
 @api_view(["POST"])
 def chat(request: HttpRequest) -> HttpResponseBase:
-    reply = services.start_reply(request.user, parse_chat(request.body))
+    reply = services.start_reply(request.user, parse_chat(request_body(request)))
     if isinstance(request, ASGIRequest):
         body, reader = streams.start_async(reply)
         return EventStreamResponse(body, on_close=reader.close)
