@@ -8,8 +8,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostError
+from django.http.multipartparser import MultiPartParserError
 from django.http.response import HttpResponseBase
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
@@ -18,14 +20,15 @@ from django.views.decorators.debug import sensitive_variables
 from streaming import database, tokens, upkeep
 from streaming.exceptions import (
     DatabaseUnavailable,
+    InvalidRequest,
     MethodNotAllowed,
     NotAuthenticated,
     PermissionDenied,
     RateLimited,
+    RequestTooLarge,
     StreamingError,
 )
 from streaming.models import ApiToken
-from streaming.payloads import check_content_type
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +90,6 @@ def api_view(methods: list[str]) -> Callable[[View], View]:
                     response = error_response(MethodNotAllowed(f"Use {' or '.join(methods)}."))
                     response["Allow"] = ", ".join(methods)
                     return response
-                if request.method not in ("GET", "HEAD", "OPTIONS", "DELETE"):
-                    check_content_type(request)
                 if not _authenticate_token(request):
                     if not request.user.is_authenticated:
                         return error_response(NotAuthenticated())
@@ -99,6 +100,10 @@ def api_view(methods: list[str]) -> Callable[[View], View]:
                 return view(request, *args, **kwargs)
             except StreamingError as error:
                 return error_response(error)
+            except (MultiPartParserError, UnreadablePostError):  # (the CSRF check reads a form body)
+                return error_response(InvalidRequest("The request body could not be read."))
+            except RequestDataTooBig:
+                return error_response(RequestTooLarge())
             except (OperationalError, InterfaceError):
                 logger.warning("streaming: the database is unreachable", exc_info=True)
                 return error_response(DatabaseUnavailable())

@@ -24,8 +24,10 @@ JSON_TYPES = ("application/json", "text/json")
 def check_content_type(request: HttpRequest) -> None:
     """A body that is not JSON is refused before anything reads it (a form or multipart body would be
     parsed by the CSRF check, and a malformed one fail there)."""
+    environ = getattr(request, "environ", request.META)
+    has_body = environ.get("CONTENT_LENGTH", "0") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ
     content_type = request.content_type or ""
-    if content_type and content_type not in JSON_TYPES and not content_type.endswith("+json"):
+    if has_body and content_type and content_type not in JSON_TYPES and not content_type.endswith("+json"):
         raise UnsupportedMediaType(f"Send JSON (Content-Type: application/json), not {content_type}.")
 
 

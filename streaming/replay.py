@@ -8,15 +8,13 @@ after an id replaces what it had when a stream starts with ``start``.
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from streaming.conf import model_spec
-from streaming.events import ReasoningDelta, TextDelta, Usage
+from streaming.events import ReasoningDelta, TextDelta
 from streaming.exceptions import NotFound, StreamingError
 from streaming.models import Message
-from streaming.models import Usage as UsageRow
 from streaming.pricing import cost_string
 from streaming.reply import Chunk, ReplyState
+from streaming.serializers import total_cost, total_usage
 
 
 def stored_chunks(message_id: str) -> list[Chunk]:
@@ -48,12 +46,8 @@ def stored_chunks(message_id: str) -> list[Chunk]:
     _settle(reply, message)
     reply.ttft_ms, reply.duration_ms = message.ttft_ms, message.duration_ms
     rows = list(message.usage.all())
-    if rows:
-        reply.usage = _total(rows)
-        costs = [row.total_cost for row in rows]
-        reply.cost = None if None in costs else cost_string(sum(costs, Decimal(0)))
-    else:
-        reply.usage = None
+    reply.usage = total_usage(rows)
+    reply.cost = cost_string(total_cost(rows))
     return chunks + reply.closing_chunks()
 
 
@@ -70,16 +64,3 @@ def _settle(reply: ReplyState, message: Message) -> None:
         error = StreamingError(message.error_text or None)
         error.code = message.error_code or "error"
         reply.fail(error)
-
-
-def _total(rows: list[UsageRow]) -> Usage:
-    """The usage of a reply: the sum of its rows (a continued reply has one per provider call)."""
-    total = Usage()
-    for row in rows:
-        total.input_tokens += row.input_tokens
-        total.output_tokens += row.output_tokens
-        total.cached_input_tokens += row.cached_input_tokens
-        total.cache_write_tokens += row.cache_write_tokens
-        total.reasoning_tokens += row.reasoning_tokens
-        total.estimated = total.estimated or row.estimated
-    return total

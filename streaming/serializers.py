@@ -1,27 +1,44 @@
-"""The JSON shapes of SPEC §4 (snake_case)."""
+"""The API's JSON shapes (snake_case; the stream's metadata is camelCase, as the AI SDK's is)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
+from streaming.events import Usage as Counts
 from streaming.models import Conversation, Message, Usage
 from streaming.pricing import cost_string
 
 
-def usage_dict(usage: Usage | None) -> dict[str, Any] | None:
-    if usage is None:
+def total_usage(rows: Sequence[Usage]) -> Counts | None:
+    """The usage of a reply: the sum of its rows (a continued reply has one per provider call)."""
+    if not rows:
         return None
-    return {
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cached_input_tokens": usage.cached_input_tokens,
-        "cache_write_tokens": usage.cache_write_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-        "estimated": usage.estimated,
-    }
+    total = Counts()
+    for row in rows:
+        total.input_tokens += row.input_tokens
+        total.output_tokens += row.output_tokens
+        total.cached_input_tokens += row.cached_input_tokens
+        total.cache_write_tokens += row.cache_write_tokens
+        total.reasoning_tokens += row.reasoning_tokens
+        total.estimated = total.estimated or row.estimated
+    return total
 
 
-def message_dict(message: Message, usage: Usage | None = None) -> dict[str, Any]:
+def total_cost(rows: Sequence[Usage]) -> Decimal | None:
+    """The cost of a reply's rows; None when there are none, or one has no known price."""
+    costs = [row.total_cost for row in rows]
+    if not costs or any(cost is None for cost in costs):
+        return None
+    return sum((cost for cost in costs if cost is not None), Decimal(0))
+
+
+def usage_dict(usage: Counts | None) -> dict[str, Any] | None:
+    return None if usage is None else usage.as_dict()
+
+
+def message_dict(message: Message, rows: Sequence[Usage] = ()) -> dict[str, Any]:
     has_error = message.status in (Message.Status.ERROR, Message.Status.INTERRUPTED)
     return {
         "id": str(message.id),
@@ -32,8 +49,8 @@ def message_dict(message: Message, usage: Usage | None = None) -> dict[str, Any]
         "model": message.model,
         "finish_reason": message.finish_reason,
         "error": {"code": message.error_code, "message": message.error_text} if has_error else None,
-        "usage": usage_dict(usage),
-        "cost": None if usage is None else cost_string(usage.total_cost),
+        "usage": usage_dict(total_usage(rows)),
+        "cost": cost_string(total_cost(rows)),
         "ttft_ms": message.ttft_ms,
         "duration_ms": message.duration_ms,
         "created_at": message.created_at.isoformat(),
@@ -56,10 +73,5 @@ def conversation_detail(conversation: Conversation) -> dict[str, Any]:
     """The conversation with its messages; two queries (messages, their usage) whatever their number."""
     messages = list(conversation.messages.order_by("created_at").prefetch_related("usage"))
     data = conversation_dict(conversation)
-    data["messages"] = [message_dict(m, _last_usage(m)) for m in messages]
+    data["messages"] = [message_dict(m, list(m.usage.all())) for m in messages]
     return data
-
-
-def _last_usage(message: Message) -> Usage | None:
-    rows = list(message.usage.all())
-    return max(rows, key=lambda u: u.created_at) if rows else None
