@@ -109,7 +109,13 @@ def cache_settings() -> dict[str, object]:
     machine then sees the others' stop requests (the stop poller reads a few absent files per 0.25 s)."""
     url = os.environ.get("REDIS_URL")
     if url:
-        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+        # Short timeouts, and an outage is a miss (project/cache.py): with Redis away, a request falls
+        # back (sessions to the database) at once instead of failing or waiting on a dead connection.
+        return {
+            "BACKEND": "project.cache.FailSafeRedisCache",
+            "LOCATION": url,
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
+        }
     location = os.environ.get("DJANGO_CACHE_DIR")
     if not location:
         database = DATABASES["default"]

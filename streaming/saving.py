@@ -132,9 +132,12 @@ def stale_replies(messages: QuerySet[Message], older_than: float) -> tuple[list[
     return list(found.select_related("conversation")), cutoff
 
 
-def take_over(message: Message, cutoff: datetime, text: tuple[str, str] = ("", "")) -> ReplyState | None:
-    """End a reply whose process died: ``interrupted``, with the longer of ``text`` (from the reply log)
-    and what the message holds, and an estimated usage row. None when it was not stale after all."""
+def take_over(
+    message: Message, cutoff: datetime, text: tuple[str, str] = ("", ""), *, stopped: bool = False
+) -> ReplyState | None:
+    """End a reply whose process died: ``interrupted`` (``cancelled`` when its user asked it to stop),
+    with the longer of ``text`` (from the reply log) and what the message holds, and an estimated usage
+    row. None when it was not stale after all."""
     reply = ReplyState(
         message_id=str(message.pk),
         conversation_id=str(message.conversation_id),
@@ -151,7 +154,10 @@ def take_over(message: Message, cutoff: datetime, text: tuple[str, str] = ("", "
         if longer:
             parts.append(longer)
     reply.ttft_ms = message.ttft_ms
-    reply.interrupt()
+    if stopped:
+        reply.cancel("stopped")
+    else:
+        reply.interrupt()
     reply.duration_ms = max(0, int((message.updated_at - message.created_at).total_seconds() * 1000))
     if not reply.has_output:
         reply.usage = None  # nothing came: the provider call cost nothing that can be told

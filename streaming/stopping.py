@@ -100,14 +100,16 @@ class StopWatcher:
 watcher = StopWatcher()
 
 
-def request_stop(message_id: str) -> None:
-    """Ask the reply ``message_id`` to stop, wherever it streams."""
-    cache = _cache()
-    cache.set(KEY_PREFIX + message_id, 1, FLAG_SECONDS)
-    # A value no other stop writes (a counter would need an atomic increment, which not every cache has).
-    cache.set(GENERATION_KEY, uuid.uuid4().hex, FLAG_SECONDS)
-    watcher.notify(message_id)
-
-
-def clear_stop(message_id: str) -> None:
-    _cache().delete(KEY_PREFIX + message_id)
+def request_stop(message_id: str) -> bool:
+    """Ask the reply ``message_id`` to stop, wherever it streams; True when it streams in this process
+    (it has stopped by now). Without the cache, only a reply of this process hears the stop."""
+    if watcher.notify(message_id):
+        return True
+    try:
+        cache = _cache()
+        cache.set(KEY_PREFIX + message_id, 1, FLAG_SECONDS)
+        # A value no other stop writes (a counter would need an atomic increment, not every cache's).
+        cache.set(GENERATION_KEY, uuid.uuid4().hex, FLAG_SECONDS)
+    except Exception as error:
+        logger.warning("streaming: could not pass a stop on through the cache: %s", error)
+    return watcher.notify(message_id)  # (it may have started here meanwhile)

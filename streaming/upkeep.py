@@ -162,9 +162,12 @@ def may_take_over() -> bool:
     return _failed_at is None or time.monotonic() - _failed_at >= app_settings.stale_after_seconds
 
 
-def take_over_stale(messages: QuerySet[Message], older_than: float | None = None) -> int:
+def take_over_stale(
+    messages: QuerySet[Message], older_than: float | None = None, *, stopped: bool = False
+) -> int:
     """Take over the replies among ``messages`` whose lease ran out ``older_than`` seconds ago (by default
-    ``STALE_AFTER_SECONDS``); how many. One query when there are none."""
+    ``STALE_AFTER_SECONDS``); how many. One query when there are none. ``stopped``: its user asked it to
+    stop, and it did not hear (it ends ``cancelled``, not ``interrupted``)."""
     from streaming.replylog import reply_log
     from streaming.saving import stale_replies, take_over
 
@@ -184,7 +187,7 @@ def take_over_stale(messages: QuerySet[Message], older_than: float | None = None
             found = remote.read(-1, 0)
             remote.close()
         text = found.text() if found is not None else ("", "")
-        reply = take_over(message, cutoff, text)
+        reply = take_over(message, cutoff, text, stopped=stopped)
         if reply is None:
             continue
         taken += 1

@@ -26,6 +26,9 @@ from streaming.upkeep import take_over_stale
 
 #: How long deleting a conversation waits for its streaming reply to stop and be saved.
 DELETE_WAIT_SECONDS = 5.0
+#: How long a stop waits for a reply in another process to hear it (a live one does within a poll
+#: of the stop flags, ``STOP_POLL_SECONDS``); one that does not is taken for dead.
+STOP_CONFIRM_SECONDS = 2.0
 
 
 @login_required
@@ -88,7 +91,7 @@ def _stop_replies(conversation: Conversation) -> None:
     deadline = time.monotonic() + DELETE_WAIT_SECONDS
     while streaming.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    take_over_stale(streaming, older_than=0)  # its process did not answer: it ends here
+    take_over_stale(streaming, older_than=0, stopped=True)  # its process did not answer: it ends here
 
 
 @api_view(["GET"])

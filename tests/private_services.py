@@ -9,6 +9,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,11 +65,11 @@ def private_redis(workdir: Path) -> Iterator[RedisServer]:
 
 class PostgresServer:
     """A PostgreSQL cluster of its own (``initdb``), on a spare port, run by the ``postgres`` user when
-    this process is root (PostgreSQL refuses to run as root)."""
+    this process is root (PostgreSQL refuses to run as root), in a directory that user may enter."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.data = workdir / "pgdata"
+    def __init__(self) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="streaming-pg-"))
+        self.data = self.workdir / "pgdata"
         self.port = free_port()
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
 
@@ -78,7 +79,6 @@ class PostgresServer:
         subprocess.run(command, check=True, capture_output=True, timeout=120)
 
     def init(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             user = pwd.getpwnam("postgres")
             os.chown(self.workdir, user.pw_uid, user.pw_gid)
@@ -86,7 +86,8 @@ class PostgresServer:
 
     def start(self) -> None:
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.workdir} -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-w", "-t", "30", "start")
+        log = str(self.workdir / "postgres.log")  # (without one, the server holds pg_ctl's output open)
+        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "-t", "30", "start")
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
@@ -98,13 +99,14 @@ class PostgresServer:
 
 
 @contextlib.contextmanager
-def private_postgres(workdir: Path) -> Iterator[PostgresServer]:
+def private_postgres() -> Iterator[PostgresServer]:
     require(shutil.which("initdb") is not None and shutil.which("pg_ctl") is not None, "initdb is needed")
-    server = PostgresServer(workdir)
-    server.init()
-    server.start()
+    server = PostgresServer()
     try:
+        server.init()
+        server.start()
         yield server
     finally:
         with contextlib.suppress(subprocess.CalledProcessError):
             server.stop("immediate")
+        shutil.rmtree(server.workdir, ignore_errors=True)
