@@ -1,10 +1,11 @@
 """Store a reply's outcome, renew the leases of live replies, and take over the replies of dead processes.
 
 A reply is saved once, when it ends: its message (text, status, timings) and one ``Usage`` row with
-the cost snapshot, in one transaction, whatever its length. The save stands on anything the stream
-brought: a NUL character (PostgreSQL's text cannot hold one) is dropped, a conversation deleted
-meanwhile leaves the usage row without it (the cost still counts), and a reply already taken over by
-another process (its lease ran out) is left to that process's outcome.
+the cost snapshot, in one transaction, whatever its length; the reply's budget reservation gives way
+to its usage row in that transaction. The save stands on anything the stream brought: a NUL
+character (PostgreSQL's text cannot hold one) is dropped, a conversation deleted meanwhile leaves the
+usage row without it (the cost still counts), and a reply already taken over by another process (its
+lease ran out) is left to that process's outcome.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.db import IntegrityError
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from streaming import budgets
 from streaming.conf import app_settings, model_spec
 from streaming.costs import price_call
 from streaming.database import write_transaction
@@ -95,6 +97,8 @@ def _write(
                 **reply.usage.as_dict(),
                 **price.as_fields(),
             )
+        if reply.budget is not None or takeover:  # (a reply that reserved, or may have: see budgets)
+            budgets.settle(reply.message_id)
         if conversation_id is not None:
             Conversation.objects.filter(pk=conversation_id).update(updated_at=now)
     return True
