@@ -16,7 +16,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from streaming import budgets
+from streaming import budgets, limits
 from streaming.conf import ModelSpec, app_settings
 from streaming.database import write_transaction
 from streaming.exceptions import InvalidRequest, MessageTooLong, NotContinuable, NotFound, ReplyInProgress
@@ -64,12 +64,14 @@ def resolve_model(model_id: str | None) -> ModelSpec:
 def start_reply(user: Any, chat: ChatInput) -> ReplyState:
     """Store the user message and an empty ``streaming`` assistant message; return the reply to stream.
 
-    Raises the API's errors (400, 402, 404, 409, 413) before anything is stored. The reply holds its
-    worst-case cost against the user's budget (``budgets.reserve``) until it is saved.
+    Raises the API's errors (400, 402, 404, 409, 413, 429) before anything is stored. The reply counts
+    toward the user's limits (``streaming.limits``) and holds its worst-case cost against their budget
+    (``budgets.reserve``) until it is saved.
     """
-    if chat.continued is not None:
-        return _continue_reply(user, chat, chat.continued)
-    return _new_reply(user, chat)
+    with limits.starting(user.pk):
+        if chat.continued is not None:
+            return _continue_reply(user, chat, chat.continued)
+        return _new_reply(user, chat)
 
 
 def _new_reply(user: Any, chat: ChatInput) -> ReplyState:
