@@ -5,13 +5,11 @@ ended (a takeover of a dead process's reply included). Run on SQLite, and on Pos
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -24,6 +22,7 @@ from streaming.providers.base import ChatMessage
 from streaming.services import ChatInput, start_reply
 from streaming.upkeep import take_over_stale
 from tests import replies
+from tests.concurrency import at_once
 from tests.costs import SCRIPTED, priced_streaming
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -46,32 +45,9 @@ def budget_of(replies_worth: int, settings: Any, **extra: Any) -> Decimal:
     return worst
 
 
-def start_at_once(user: Any, count: int) -> tuple[list[Any], list[BaseException]]:
-    """``count`` replies started at the same moment, each on a thread and database connection of its own."""
-    started: list[Any] = []
-    refused: list[BaseException] = []
-    ready = threading.Barrier(count)
-
-    def start() -> None:
-        try:
-            ready.wait(10)
-            started.append(start_reply(user, ChatInput(None, "Hello", MODEL)))
-        except BaseException as exc:
-            refused.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=start) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return started, refused
-
-
 def test_twenty_replies_at_once_start_only_as_many_as_the_budget_holds(user: Any, settings: Any) -> None:
     worst = budget_of(3, settings)
-    started, refused = start_at_once(user, 20)
+    started, refused = at_once(20, lambda: start_reply(user, ChatInput(None, "Hello", MODEL)))
     assert len(started) == 3, refused
     assert len(refused) == 17 and all(isinstance(exc, BudgetExceeded) for exc in refused), refused
     assert "streaming now hold" in str(refused[0])

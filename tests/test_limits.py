@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,7 +19,6 @@ from typing import Any
 import pytest
 from django.core.cache import caches
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
 
 from streaming import limits
@@ -31,6 +29,7 @@ from streaming.providers.scripted import Pause, ScriptedProvider
 from streaming.services import ChatInput, start_reply
 from streaming.upkeep import take_over_stale
 from tests import replies
+from tests.concurrency import at_once
 from tests.conftest import require
 from tests.test_websocket import connected, frames_until_end, session_headers
 
@@ -108,24 +107,7 @@ def test_past_the_concurrent_replies_a_429_until_one_ends(
 def test_replies_starting_at_once_past_the_limit_are_refused(user: Any, settings: Any, counters: str) -> None:
     """Twenty requests at the same moment, each on a thread and database connection of its own."""
     limited(settings, concurrent=4)
-    started: list[Any] = []
-    refused: list[BaseException] = []
-    ready = threading.Barrier(20)
-
-    def start() -> None:
-        try:
-            ready.wait(10)
-            started.append(ask(user))
-        except BaseException as exc:
-            refused.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=start) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    started, refused = at_once(20, lambda: ask(user))
     assert len(started) == 4, refused
     assert len(refused) == 16 and all(isinstance(exc, TooManyReplies) for exc in refused), refused
     assert Message.objects.filter(status=Message.Status.STREAMING).count() == 4
