@@ -91,6 +91,9 @@ def app_env(upstream_port: int, models: Sequence[str], redis_url: str | None = N
         "OPENAI_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1",
         "STREAMING_MODELS": ",".join(models),
         "STREAMING_HEARTBEAT_SECONDS": "60",
+        # The load scenarios stream up to 1,000 replies at once as one user.
+        "STREAMING_MAX_CONCURRENT_REPLIES": "none",
+        "STREAMING_REPLIES_PER_MINUTE": "none",
     }
     if redis_url:
         env["REDIS_URL"] = redis_url

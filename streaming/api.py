@@ -24,7 +24,6 @@ from streaming.exceptions import (
     MethodNotAllowed,
     NotAuthenticated,
     PermissionDenied,
-    RateLimited,
     RequestTooLarge,
     StreamingError,
 )
@@ -37,8 +36,9 @@ View = Callable[..., HttpResponseBase]
 
 def error_response(error: StreamingError) -> JsonResponse:
     response = JsonResponse({"error": error.as_dict()}, status=error.status)
-    if isinstance(error, RateLimited) and error.retry_after is not None:
-        response["Retry-After"] = str(max(1, round(error.retry_after)))
+    retry_after = getattr(error, "retry_after", None)  # (a provider's rate limit, or the user's own)
+    if retry_after is not None:
+        response["Retry-After"] = str(max(1, round(retry_after)))
     if isinstance(error, NotAuthenticated):
         response["WWW-Authenticate"] = "Bearer"  # (a 401 names a scheme; a session has none to name)
     return response

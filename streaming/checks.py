@@ -7,6 +7,8 @@
   (unless it needs none: an OpenAI-compatible local server with ``require_api_key: False``).
 * ``streaming.E005``: ``DEFAULT_MODEL`` or a ``FALLBACKS`` entry is not in ``MODELS``.
 * ``streaming.E006``: ``MONTHLY_BUDGET_USD`` is not an amount >= 0.
+* ``streaming.E007``: ``MAX_CONCURRENT_REPLIES`` or ``REPLIES_PER_MINUTE`` is not a whole number >= 1
+  or None.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def check_streaming_settings(app_configs: Any = None, **kwargs: Any) -> list[Che
             )
     messages += _check_references(known)
     messages += _check_budget()
+    messages += _check_limits()
     return messages
 
 
@@ -61,6 +64,17 @@ def _check_budget() -> list[CheckMessage]:
         hint = "Use a number of dollars such as '25' or '7.50', or None for no budget."
         return [Error(str(exc), hint=hint, id="streaming.E006")]
     return []
+
+
+def _check_limits() -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for read in (lambda: app_settings.max_concurrent_replies, lambda: app_settings.replies_per_minute):
+        try:
+            read()
+        except ImproperlyConfigured as exc:
+            hint = "Use a whole number such as 4, or None for no limit."
+            messages.append(Error(str(exc), hint=hint, id="streaming.E007"))
+    return messages
 
 
 def _check_provider(name: str, config: Any) -> list[CheckMessage]:

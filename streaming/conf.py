@@ -35,12 +35,18 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_ATTEMPTS": 3,
     "RETRY_BASE_DELAY": 0.5,
     "RETRY_MAX_DELAY": 8.0,
+    # The cache that carries stop requests and the per-user limits: shared by all processes in a
+    # deployment (Redis, files), so that both hold across them.
     "CACHE_ALIAS": "default",
     # The threads that run the app's database work and keep their connections (streaming.database).
     "DATABASE_THREADS": 4,
     "DATABASE_IDLE_SECONDS": 10.0,
     # USD per user per calendar month; None is unlimited. A UserBudget row in the admin overrides it.
     "MONTHLY_BUDGET_USD": None,
+    # Fair use, per user: replies streaming at once, and replies started in a clock minute (None lifts
+    # either); past one, a 429 with Retry-After (streaming.limits).
+    "MAX_CONCURRENT_REPLIES": 4,
+    "REPLIES_PER_MINUTE": 20,
 }
 
 
@@ -215,6 +221,23 @@ class StreamingSettings:
         if not budget.is_finite() or budget < 0:
             raise ImproperlyConfigured(f"STREAMING['MONTHLY_BUDGET_USD'] = {value!r} is not an amount >= 0.")
         return budget
+
+    @property
+    def max_concurrent_replies(self) -> int | None:
+        return _limit("MAX_CONCURRENT_REPLIES", self._get("MAX_CONCURRENT_REPLIES"))
+
+    @property
+    def replies_per_minute(self) -> int | None:
+        return _limit("REPLIES_PER_MINUTE", self._get("REPLIES_PER_MINUTE"))
+
+
+def _limit(key: str, value: Any) -> int | None:
+    """A per-user limit: a whole number >= 1, or None for none."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise ImproperlyConfigured(f"STREAMING[{key!r}] = {value!r} is not a whole number >= 1 (or None).")
 
 
 app_settings = StreamingSettings()

@@ -78,6 +78,19 @@ class BudgetExceeded(StreamingError):
     default_message = "Your monthly budget for model replies is used up."
 
 
+class TooManyReplies(StreamingError):
+    """A user's fair-use limit (``MAX_CONCURRENT_REPLIES``, ``REPLIES_PER_MINUTE``): try again after
+    ``retry_after`` seconds. The same code as a provider's rate limit, since a client does the same."""
+
+    code = "rate_limited"
+    status = 429
+    default_message = "Too many replies at once. Try again shortly."
+
+    def __init__(self, message: str | None = None, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class MessageTooLong(StreamingError):
     code = "message_too_long"
     status = 413

@@ -233,6 +233,35 @@ class UserBudget(models.Model):
         return f"{self.user}: {limit}"
 
 
+class BudgetReservation(models.Model):
+    """What a streaming reply may cost at most, held against its user's budget until it is saved.
+
+    Written in the transaction that starts the reply, deleted in the one that writes its usage row, so
+    that the budget always counts a reply exactly once: reserved while it streams, spent once saved.
+    ``expires_at`` is a backstop: a reservation whose reply was never saved (its message deleted while
+    its process was dead) stops counting then.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="streaming_reservations"
+    )
+    # Not a foreign key: the reservation must outlive a message deleted while its reply streams, until
+    # the reply's usage row (which outlives it too) takes its place.
+    message_id = models.UUIDField(db_index=True)
+    amount = models.DecimalField(
+        max_digits=COST_MAX_DIGITS, decimal_places=COST_DECIMAL_PLACES, help_text="USD"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.amount} USD for {self.message_id}"
+
+
 class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
     def create_token(self, user: Any, name: str) -> tuple[ApiToken, str]:
         """A new token for ``user``, and the token itself: shown once, then only its digest is kept."""

@@ -1,10 +1,12 @@
 """Store a reply's outcome, renew the leases of live replies, and take over the replies of dead processes.
 
 A reply is saved once, when it ends: its message (text, status, timings) and one ``Usage`` row with
-the cost snapshot, in one transaction, whatever its length. The save stands on anything the stream
-brought: a NUL character (PostgreSQL's text cannot hold one) is dropped, a conversation deleted
-meanwhile leaves the usage row without it (the cost still counts), and a reply already taken over by
-another process (its lease ran out) is left to that process's outcome.
+the cost snapshot, in one transaction, whatever its length; the reply's budget reservation gives way
+to its usage row in that transaction, and the reply stops counting toward the user's concurrent
+replies once it commits. The save stands on anything the stream brought: a NUL character
+(PostgreSQL's text cannot hold one) is dropped, a conversation deleted meanwhile leaves the usage row
+without it (the cost still counts), and a reply already taken over by another process (its lease ran
+out) is left to that process's outcome.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from streaming import budgets, limits
 from streaming.conf import app_settings, model_spec
 from streaming.costs import price_call
 from streaming.database import write_transaction
@@ -95,8 +98,13 @@ def _write(
                 **reply.usage.as_dict(),
                 **price.as_fields(),
             )
+        if reply.budget is not None or takeover:  # (a reply that reserved, or may have: see budgets)
+            budgets.settle(reply.message_id)
         if conversation_id is not None:
             Conversation.objects.filter(pk=conversation_id).update(updated_at=now)
+    # Streams no more, once committed: the outer transaction's, when one is open (a takeover by a
+    # starting reply, which a refusal rolls back).
+    transaction.on_commit(lambda: limits.reply_ended(reply.user_id))
     return True
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from streaming import budgets
+from streaming import budgets, limits
 from streaming.conf import ModelSpec, app_settings
 from streaming.database import write_transaction
 from streaming.exceptions import InvalidRequest, MessageTooLong, NotContinuable, NotFound, ReplyInProgress
@@ -64,10 +64,17 @@ def resolve_model(model_id: str | None) -> ModelSpec:
 def start_reply(user: Any, chat: ChatInput) -> ReplyState:
     """Store the user message and an empty ``streaming`` assistant message; return the reply to stream.
 
-    Raises the API's errors (400, 402, 404, 409, 413) before anything is stored.
+    Raises the API's errors (400, 402, 404, 409, 413, 429) before anything is stored. The reply counts
+    toward the user's limits (``streaming.limits``) and holds its worst-case cost against their budget
+    (``budgets.reserve``) until it is saved.
     """
-    if chat.continued is not None:
-        return _continue_reply(user, chat, chat.continued)
+    with limits.starting(user.pk):
+        if chat.continued is not None:
+            return _continue_reply(user, chat, chat.continued)
+        return _new_reply(user, chat)
+
+
+def _new_reply(user: Any, chat: ChatInput) -> ReplyState:
     spec = resolve_model(chat.model_id)
     if len(chat.text) > app_settings.max_message_chars:
         raise MessageTooLong(
@@ -76,7 +83,7 @@ def start_reply(user: Any, chat: ChatInput) -> ReplyState:
         )
     if not chat.regenerate and not chat.text.strip():
         raise InvalidRequest("The message is empty.", field="message")
-    remaining = budgets.check_budget(user.pk)
+    reasoning = chat.reasoning and spec.reasoning
     with write_transaction():
         conversation, created = _lock_conversation(user, chat.conversation_id, spec, make_title(chat.text))
         if not created:
@@ -97,14 +104,15 @@ def start_reply(user: Any, chat: ChatInput) -> ReplyState:
             created_at=answered_at,
             updated_at=answered_at,
         )
-        Message.objects.bulk_create([assistant] if chat.regenerate else [user_message, assistant])
         history = [] if created else _history(conversation, before=user_message)
+        context = _with_system_prompt([*history, ChatMessage("user", user_message.content)])
+        budget = budgets.reserve(user.pk, assistant.id, spec, context, reasoning=reasoning)
+        Message.objects.bulk_create([assistant] if chat.regenerate else [user_message, assistant])
         if not created:  # (a new one has its model, title and time already)
             fields = {"model": spec.id, "updated_at": now}
             if not conversation.title:
                 fields["title"] = make_title(user_message.content)
             Conversation.objects.filter(pk=conversation.pk).update(**fields)
-    context = _with_system_prompt([*history, ChatMessage("user", user_message.content)])
     return ReplyState(
         message_id=str(assistant.id),
         conversation_id=str(conversation.id),
@@ -112,15 +120,14 @@ def start_reply(user: Any, chat: ChatInput) -> ReplyState:
         user_id=user.pk,
         spec=spec,
         context=context,
-        reasoning_requested=chat.reasoning and spec.reasoning,
-        budget=budgets.guard_for(remaining, spec, context),
+        reasoning_requested=reasoning,
+        budget=budget,
     )
 
 
 def _continue_reply(user: Any, chat: ChatInput, message_id: uuid.UUID) -> ReplyState:
     """Ask the model to go on with a reply that was cut short (stopped, failed or interrupted): the new
     text is appended to the same message, and the call gets a usage row of its own."""
-    remaining = budgets.check_budget(user.pk)
     with write_transaction():
         reply = (
             Message.objects.select_related("conversation")
@@ -135,18 +142,20 @@ def _continue_reply(user: Any, chat: ChatInput, message_id: uuid.UUID) -> ReplyS
         if reply.status not in CUT_SHORT:
             raise NotContinuable(f"Only a reply cut short can be continued; this one is {reply.status}.")
         spec = resolve_model(chat.model_id or reply.model)
+        reasoning = chat.reasoning and spec.reasoning
+        history = _history(conversation, before=reply)
+        context = _with_system_prompt(
+            [*history, ChatMessage("assistant", reply.content), ChatMessage("user", CONTINUE_PROMPT)]
+        )
+        budget = budgets.reserve(user.pk, reply.pk, spec, context, reasoning=reasoning)
         now = timezone.now()
         Message.objects.filter(pk=reply.pk).update(status=Message.Status.STREAMING, updated_at=now)
-        history = _history(conversation, before=reply)
         question_id = (
             conversation.messages.filter(role=Message.Role.USER, created_at__lt=reply.created_at)
             .order_by("-created_at")
             .values_list("pk", flat=True)
             .first()
         )
-    context = _with_system_prompt(
-        [*history, ChatMessage("assistant", reply.content), ChatMessage("user", CONTINUE_PROMPT)]
-    )
     state = ReplyState(
         message_id=str(reply.pk),
         conversation_id=str(conversation.pk),
@@ -154,8 +163,8 @@ def _continue_reply(user: Any, chat: ChatInput, message_id: uuid.UUID) -> ReplyS
         user_id=user.pk,
         spec=spec,
         context=context,
-        reasoning_requested=chat.reasoning and spec.reasoning,
-        budget=budgets.guard_for(remaining, spec, context),
+        reasoning_requested=reasoning,
+        budget=budget,
         before_text=reply.content,
         before_reasoning=reply.reasoning,
     )

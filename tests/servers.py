@@ -120,6 +120,9 @@ def server_env(workdir: Path, env: Mapping[str, str] | None = None) -> dict[str,
         PYTHONUNBUFFERED="1",
         PYTHONPATH=str(ROOT),
         SQLITE_PATH=str(workdir / "db.sqlite3"),
+        # Tests stream many replies at once as one user: a test of the per-user limits sets its own.
+        STREAMING_MAX_CONCURRENT_REPLIES="none",
+        STREAMING_REPLIES_PER_MINUTE="none",
     )
     merged.update(env or {})
     return merged

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,16 +20,17 @@ from django.utils import timezone
 
 from streaming import budgets
 from streaming.conf import app_settings
+from streaming.database import write_transaction
 from streaming.events import Finish, TextDelta
 from streaming.events import Usage as Counts
 from streaming.exceptions import BudgetExceeded
-from streaming.models import Message, Usage, UserBudget
+from streaming.models import BudgetReservation, Message, Usage, UserBudget
 from streaming.providers.base import ChatMessage
 from streaming.providers.scripted import Pause, ScriptedProvider, text_reply
 from streaming.services import ChatInput, start_reply
 from tests import replies
 from tests.costs import d, priced_streaming, usage_row
-from tests.queries import all_queries
+from tests.queries import TRANSACTION_CONTROL, all_queries
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -134,25 +136,40 @@ def test_a_malformed_budget_setting_is_a_configuration_error(settings: Any, valu
         _ = app_settings.monthly_budget_usd
 
 
-def test_the_budget_check_is_one_query(user: Any, limited: None) -> None:
+def reserve(user: Any, context: str = "Hello") -> budgets.BudgetGuard | None:
+    """Reserve a reply of ``MODEL`` as ``start_reply`` does: in a write transaction."""
+    spec = app_settings.get_model(MODEL)
+    assert spec is not None
+    with write_transaction():
+        return budgets.reserve(user.pk, uuid.uuid4(), spec, [ChatMessage("user", context)], reasoning=False)
+
+
+def test_reserving_is_four_queries(user: Any, limited: None) -> None:
     spend(user, "0.5")
     with CaptureQueriesContext(connection) as queries:
-        assert budgets.check_budget(user.pk) == d("0.5")
-    assert len(queries) == 1
+        guard = reserve(user)
+    assert guard is not None and guard.remaining == d("0.5")
+    work = [q["sql"].split(" ", 1)[0].upper() for q in queries.captured_queries]
+    work = [kind for kind in work if kind not in TRANSACTION_CONTROL]
+    # The turn (the user's row, locked), the budget (limit, spend, reservations), the price overrides,
+    # and the reservation.
+    assert work == ["SELECT", "SELECT", "SELECT", "INSERT"]
     UserBudget.objects.create(user=user, monthly_usd=Decimal("0.5"))
     with pytest.raises(BudgetExceeded):
-        budgets.check_budget(user.pk)
+        reserve(user)
 
 
-def test_without_a_budget_the_check_is_one_small_query(user: Any) -> None:
+def test_without_a_budget_reserving_is_one_small_query(user: Any, settings: Any) -> None:
+    settings.STREAMING = priced_streaming()
     spend(user, "0.5")
     with CaptureQueriesContext(connection) as queries:
-        assert budgets.check_budget(user.pk) is None
-    [query] = queries.captured_queries
+        assert reserve(user) is None
+    [query] = [q for q in queries.captured_queries if q["sql"].split(" ", 1)[0] not in TRANSACTION_CONTROL]
     assert "SUM" not in query["sql"].upper()
+    assert not BudgetReservation.objects.exists()
     UserBudget.objects.create(user=user, monthly_usd=Decimal("0.5"))  # a limit of the user's own
     with pytest.raises(BudgetExceeded):
-        budgets.check_budget(user.pk)
+        reserve(user)
 
 
 def test_the_month_follows_the_project_time_zone(settings: Any) -> None:
@@ -249,9 +266,8 @@ def test_the_guard_knows_the_fallback_models_prices(settings: Any) -> None:
     )
     spec = app_settings.get_model(MODEL)
     assert spec is not None
-    guard = budgets.guard_for(d("1"), spec, [ChatMessage("user", "x" * 4_000_000)])  # ~1M input tokens
-    assert guard is not None
-    assert guard.rates == {
+    prices = budgets.reply_prices(spec, [ChatMessage("user", "x" * 4_000_000)], reasoning=False)  # ~1M
+    assert prices.rates == {
         MODEL: (d("0.4"), d("0.0000016")),
         "gemini:gemini-2.5-flash": (d("0.3"), d("0.0000025")),
     }  # the unpriced fallback cannot be judged, so it is not stopped
@@ -267,6 +283,7 @@ def test_a_budgeted_reply_costs_the_same_queries_whatever_its_length(user: Any, 
         assert chunks[-1]["finishReason"] == "stop"
         counts.append(queries.work().kinds())
     assert counts[0] == counts[1]
-    # The unbudgeted reply's 7 (tests/test_services.py), and the guard's price overrides (its budget
-    # read sums the month's spend, in the one query an unbudgeted reply spends on finding no limit).
-    assert counts[0] == {"SELECT": 3, "INSERT": 3, "UPDATE": 2}, queries.kinds()
+    # The unbudgeted reply's 7 (tests/test_services.py); the user's turn (their row, locked), the price
+    # overrides, the reservation and, at the save, its deletion (the budget read sums the month's spend
+    # and reservations, in the one query an unbudgeted reply spends on finding no limit).
+    assert counts[0] == {"SELECT": 4, "INSERT": 4, "UPDATE": 2, "DELETE": 1}, queries.kinds()

@@ -204,6 +204,13 @@ class AnthropicProvider(Provider):
             params["extra_body"] = dict(self.options["extra_body"])
         return params
 
+    def output_token_limit(self, reasoning: bool) -> int:
+        """``max_tokens`` as ``_params`` sends it: thinking with a budget comes on top of the reply's."""
+        limit = int(self.options.get("max_tokens", DEFAULT_MAX_TOKENS))
+        if reasoning and self.options.get("thinking_type", "enabled") != "adaptive":
+            limit += max(1024, int(self.options.get("thinking_budget", DEFAULT_THINKING_BUDGET)))
+        return limit
+
     def _error(self, exc: Exception) -> ProviderError:
         """The one way a failure leaves ``stream``/``astream``: a ``ProviderError`` without the key, which
         an error body or an ``event: error`` may quote."""

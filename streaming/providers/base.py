@@ -115,6 +115,13 @@ class Provider:
         """Whether calls fail without a key (``streaming.W004`` warns when none is set)."""
         return bool(self.key_variables())
 
+    def output_token_limit(self, reasoning: bool) -> int | None:
+        """The most output tokens a reply can bring, as this provider asks for them (``OPTIONS``
+        ``max_output_tokens`` or ``max_tokens``); None when the request sets no limit. A budget holds a
+        reply's worst case from it."""
+        limit = self.options.get("max_output_tokens") or self.options.get("max_tokens")
+        return int(limit) if limit else None
+
     def stream(self, request: ChatRequest) -> Iterator[Event]:
         raise NotImplementedError
 
