@@ -7,8 +7,8 @@ never in the way when the cache is unreachable."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,7 +30,7 @@ from streaming.services import ChatInput, start_reply
 from streaming.upkeep import take_over_stale
 from tests import replies
 from tests.concurrency import at_once
-from tests.conftest import require
+from tests.private_services import private_redis
 from tests.test_websocket import connected, frames_until_end, session_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -44,18 +44,20 @@ def counters(settings: Any, tmp_path: Path, request: pytest.FixtureRequest) -> I
     """The limits count in a cache of their own (``CACHE_ALIAS``), empty at the start: local memory,
     unless the test is parametrized with another kind."""
     kind = getattr(request, "param", "locmem")
+    stack = contextlib.ExitStack()
     if kind == "redis":
-        require(bool(os.environ.get("REDIS_URL")), "Redis at REDIS_URL")
-        redis = os.environ["REDIS_URL"]
-        cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis}
+        (tmp_path / "redis").mkdir()
+        redis = stack.enter_context(private_redis(tmp_path / "redis"))
+        cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis.url}
     elif kind == "files":
         cache = {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(tmp_path)}
     else:
         cache = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "limits"}
     settings.CACHES = {**settings.CACHES, "limits": {**cache, "KEY_PREFIX": f"limits-{time.monotonic_ns()}"}}
     limits._warned_at = None
-    yield kind
-    caches["limits"].close()
+    with stack:
+        yield kind
+        caches["limits"].close()
 
 
 def limited(settings: Any, concurrent: int | None = None, per_minute: int | None = None) -> None:
