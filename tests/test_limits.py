@@ -1,6 +1,6 @@
 """Fair use per user: ``MAX_CONCURRENT_REPLIES`` streaming at once and ``REPLIES_PER_MINUTE`` started,
 past which a request gets a JSON 429 ``rate_limited`` with Retry-After (an error frame over WebSocket).
-Counted in the cache (local memory, files, and Redis when ``REDIS_URL`` is set), released however a
+Counted in the cache (local memory, files, and a Redis of the test's own), released however a
 reply ends (a takeover included), recounted from the database when the cache lost the count, and
 never in the way when the cache is unreachable."""
 
