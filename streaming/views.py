@@ -112,15 +112,22 @@ def chat(request: HttpRequest) -> HttpResponseBase:
 
 @api_view(["POST"])
 def stop(request: HttpRequest, message_id: str) -> HttpResponse:
+    """Stop a streaming reply, wherever it streams: 202 once it has heard. A reply that does not stop
+    within ``STOP_CONFIRM_SECONDS`` belongs to a process that died: it ends here, and now (200)."""
     mine = Message.objects.filter(pk=_uuid_or_404(message_id), conversation__owner_id=request.user.pk)
-    # A reply whose process missed two lease renewals is taken for dead: nobody would hear the stop.
-    take_over_stale(mine, older_than=app_settings.stale_after_seconds / 2)
+    take_over_stale(mine)
     message = mine.first()
     if message is None:
         raise NotFound("No such message.")
     if message.status != Message.Status.STREAMING:
         raise NotStreaming(f"This reply is already {message.status}.")
-    request_stop(str(message.id))
+    if not request_stop(str(message.id)):
+        streaming = mine.filter(status=Message.Status.STREAMING)
+        deadline = time.monotonic() + STOP_CONFIRM_SECONDS
+        while streaming.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if take_over_stale(streaming, older_than=0, stopped=True):
+            return JsonResponse({"id": str(message.id), "status": "cancelled"})
     return JsonResponse({"id": str(message.id), "status": "stopping"}, status=202)
 
 

@@ -298,12 +298,9 @@ def test_open_streams_hold_no_database_connection(scaleout: Cluster, kind: str) 
 # -- a server that dies mid-reply ---------------------------------------------------------------------
 
 
-@pytest.mark.scaleout
-@pytest.mark.parametrize(("kind", "recovery"), [("uvicorn", "command"), ("gunicorn", "read")])
-def test_a_server_killed_mid_reply_leaves_it_recoverable_as_interrupted(
-    scaleout: Cluster, kind: str, recovery: str
-) -> None:
-    cluster = scaleout
+def killed_mid_reply(cluster: Cluster, kind: str) -> tuple[list[Received], float]:
+    """A reply streamed by a server of ``kind`` that is SIGKILLed past a lease renewal: what its client
+    read, and when the kill came."""
     victim = cluster.start(kind)
     with victim.log_on_failure(), cluster.client(victim) as client:
         with client.stream("POST", "/api/chat", json=chat(LONG)) as response:
@@ -312,31 +309,38 @@ def test_a_server_killed_mid_reply_leaves_it_recoverable_as_interrupted(
             while opening[-1].at - opening[0].at < 1.5 * STALE_AFTER / 4:  # past a lease renewal
                 opening.append(next(events))
             os.killpg(victim.process.pid, signal.SIGKILL)
+            killed = time.monotonic()
             victim.process.wait(timeout=5)
             with contextlib.suppress(httpx.HTTPError):
                 opening += list(events)
-        assert not {"finish", "abort", "[DONE]"} & {r.type for r in opening}
+    assert not {"finish", "abort", "[DONE]"} & {r.type for r in opening}
+    return opening, killed
 
-    message_id = opening[0].event["messageId"]
-    conversation = opening[0].event["messageMetadata"]["conversationId"]
-    [(status, age)] = cluster.query(
-        "SELECT status, extract(epoch FROM now() - updated_at) FROM streaming_message WHERE id = %s",
-        [message_id],
-    )
-    assert status == "streaming"  # nobody will finish it: the process that streamed it is gone
-    time.sleep(max(0.0, STALE_AFTER - float(age)) + 0.3)
 
+@pytest.mark.scaleout
+@pytest.mark.parametrize("kind", ["uvicorn", "gunicorn"])
+def test_a_server_killed_mid_reply_has_its_reply_taken_over_by_another(scaleout: Cluster, kind: str) -> None:
+    """No request needed: a live process notices the dead one's lease run out within a few seconds, and
+    ends its reply ``interrupted`` with everything its client had read (the Redis reply log has it) and an
+    estimated usage row; the conversation goes on."""
+    cluster = scaleout
     with cluster.wsgi.log_on_failure(), cluster.client(cluster.wsgi) as survivor:
-        if recovery == "command":
-            assert "Marked 1 stale reply as interrupted." in cluster.manage("mark_interrupted")
-            [(status,)] = cluster.query("SELECT status FROM streaming_message WHERE id = %s", [message_id])
-            assert status == "interrupted"
+        survivor.get("/api/models")  # (a process serving the API keeps up the takeovers)
+        opening, killed = killed_mid_reply(cluster, kind)
+        message_id = opening[0].event["messageId"]
+        conversation = opening[0].event["messageMetadata"]["conversationId"]
+        deadline = killed + STALE_AFTER + 2 * STALE_AFTER / 4 + 2
+        while (status := message_status(cluster, message_id)) == "streaming" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            survivor.get("/api/models")
+        assert status == "interrupted"
+        taken_in = time.monotonic() - killed
+        assert taken_in < STALE_AFTER + 2 * STALE_AFTER / 4 + 2, taken_in
+
         [interrupted] = assistant_messages(survivor, conversation)
-        assert interrupted["status"] == "interrupted"
         assert interrupted["error"]["code"] == "interrupted"
-        # The text stored at the last lease renewal is kept: a prefix of what the client had read.
-        seen = "".join(r.event["delta"] for r in opening if r.type == "text-delta")
-        assert interrupted["content"] and seen.startswith(interrupted["content"])
+        assert_all_it_read(opening, interrupted["content"])
+        assert interrupted["usage"]["estimated"] is True and interrupted["usage"]["output_tokens"] > 0
 
         with survivor.stream("POST", "/api/chat", json=chat("Are you back?", conversation)) as response:
             assert response.status_code == 200
@@ -344,3 +348,34 @@ def test_a_server_killed_mid_reply_leaves_it_recoverable_as_interrupted(
         assert received[-2].event["messageMetadata"]["status"] == "complete"
         statuses = [m["status"] for m in assistant_messages(survivor, conversation)]
     assert statuses == ["interrupted", "complete"]
+
+
+@pytest.mark.scaleout
+def test_a_stop_sent_to_a_dead_reply_ends_it_at_once(scaleout: Cluster) -> None:
+    cluster = scaleout
+    opening, _ = killed_mid_reply(cluster, "uvicorn")
+    message_id = opening[0].event["messageId"]
+    with cluster.wsgi.log_on_failure(), cluster.client(cluster.wsgi) as survivor:
+        asked = time.monotonic()
+        stopped = survivor.post(f"/api/messages/{message_id}/stop")
+        took = time.monotonic() - asked
+        assert (stopped.status_code, stopped.json()["status"]) == (200, "cancelled")
+        assert took < 3.0  # not the lease's run-out: the stop itself ends it
+        conversation = opening[0].event["messageMetadata"]["conversationId"]
+        [reply] = assistant_messages(survivor, conversation)
+    assert (reply["status"], reply["error"]) == ("cancelled", None)
+    assert_all_it_read(opening, reply["content"])
+    assert reply["usage"]["estimated"] is True
+
+
+def assert_all_it_read(opening: list[Received], kept: str) -> None:
+    """The reply kept what its client read, up to the Redis log's last copy (it is copied every 50 ms:
+    a token or two at RATE), not a lease period behind, as a checkpoint of the text would be."""
+    seen = "".join(r.event["delta"] for r in opening if r.type == "text-delta")
+    assert seen.startswith(kept) or kept.startswith(seen), (seen, kept)
+    assert len(kept) >= len(seen) - 20, (seen, kept)
+
+
+def message_status(cluster: Cluster, message_id: str) -> str:
+    [(status,)] = cluster.query("SELECT status FROM streaming_message WHERE id = %s", [message_id])
+    return str(status)
