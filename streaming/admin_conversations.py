@@ -121,6 +121,9 @@ class ConversationAdmin(CostReviewStyles, admin.ModelAdmin):
     inlines = [MessageInline]
     list_select_related = ("owner",)
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # a conversation starts with a chat, its owner's; the admin reviews and renames it
+
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         return ["title", *user_search_fields("owner")]
 

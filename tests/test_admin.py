@@ -247,6 +247,14 @@ def test_a_conversation_shows_each_message_usage_and_cost_and_the_total(
     assert "$0.97" in listing
 
 
+def test_conversations_are_not_added_in_the_admin(admin_client: Client) -> None:
+    """A conversation starts with a chat: the admin offers no "Add" (its owner is read-only there)."""
+    assert admin_client.get("/admin/streaming/conversation/add/").status_code == 403
+    listing = admin_client.get("/admin/streaming/conversation/").content.decode()
+    assert "/admin/streaming/conversation/add/" not in listing
+    assert admin_client.get("/admin/").status_code == 200
+
+
 def test_conversation_list_queries_do_not_grow_with_rows(
     admin_client: Client, user: Any, django_assert_max_num_queries: Any
 ) -> None:
