@@ -120,6 +120,8 @@ def _run(future: Future[T], context: contextvars.Context, call: Callable[[], T])
     finally:
         for held in connections.all(initialized_only=True):
             held.close_at = None  # kept, whatever CONN_MAX_AGE says: this thread outlives requests
+            # Only a request's end clears DEBUG's query log (``reset_queries``); this thread has none.
+            held.queries_log.clear()
 
 
 threads = DatabaseThreads()

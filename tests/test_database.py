@@ -147,3 +147,13 @@ def test_stop_ends_every_thread() -> None:
     database.run(where)
     database.threads.stop()
     assert not [t for t in threading.enumerate() if t.name == "streaming-db"]
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(DEBUG=True, STREAMING={"DATABASE_THREADS": 1})
+def test_with_debug_on_a_thread_keeps_no_query_log() -> None:
+    """Django logs every query of a connection while DEBUG is on, and only a request's end clears the
+    log: a database thread, which outlives requests, would keep it forever."""
+    for _ in range(5):
+        database.run(lambda: get_user_model().objects.exists())
+    assert database.run(lambda: len(connection.queries_log)) == 0
