@@ -1,4 +1,4 @@
-"""The JSON shapes of SPEC §4 (snake_case)."""
+"""The JSON shapes of the HTTP API: conversations, messages, usage and costs, in snake_case."""
 
 from __future__ import annotations
 

@@ -125,7 +125,7 @@ def test_stop_request(server: LiveServer, upstream: FakeUpstream, vendor: Vendor
             assert stopped.status_code == 202, stopped.text
             after = [event for event in rest if event.type != "ping"]
         assert_upstream_hung_up(upstream, since)
-        # SPEC §5: an explicit stop ends with the metadata, then ``abort``.
+        # An explicit stop ends with the metadata, then ``abort``.
         assert [event.type for event in after] == ["text-end", "message-metadata", "abort", "[DONE]"]
         assert after[1].event["messageMetadata"]["status"] == "cancelled"
         assert after[2].event == {"type": "abort", "reason": "stopped"}

@@ -136,7 +136,8 @@ class MessageEvents:
 
 
 def usage_from(usage: Mapping[str, int], *, partial: bool = False) -> Usage:
-    """Anthropic counts cache reads and writes apart from ``input_tokens``: SPEC §2 adds them up."""
+    """Anthropic counts cache reads and writes apart from ``input_tokens``; a normalized ``input_tokens``
+    counts all input (``streaming.events.Usage``), so they are added in."""
     cache_read = usage.get("cache_read_input_tokens", 0)
     cache_write = usage.get("cache_creation_input_tokens", 0)
     return Usage(
