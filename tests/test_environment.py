@@ -113,8 +113,9 @@ def demo_cache_location(**variables: str) -> str:
     env = {**outer_env(), **variables}
     code = "import project.settings as s; print(s.CACHES['default']['LOCATION'])"
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True
-    )
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        check=True,
+    )  # fmt: skip
     return done.stdout.strip()
 
 

@@ -1,4 +1,5 @@
-"""The stream protocol (the AI SDK's UI message stream v1), exactly, on the WSGI (sync) and the ASGI (async) path."""
+"""The stream protocol (the AI SDK's UI message stream v1), exactly, on the WSGI (sync) and the ASGI
+(async) path."""
 
 from __future__ import annotations
 

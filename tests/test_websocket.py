@@ -26,6 +26,7 @@ from tests.sse import parse_events, types
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ORIGIN = (b"origin", b"http://testserver")
+HOST = (b"host", b"testserver")  # (a browser sends both: the page's origin, and the host it connects to)
 CHAT = {"type": "chat", "message": "Hi", "model": "scripted:model-a"}
 ENDINGS = ("finish", "abort")
 
@@ -33,7 +34,7 @@ ENDINGS = ("finish", "abort")
 def session_headers(user: Any) -> list[tuple[bytes, bytes]]:
     client = Client()
     client.force_login(user)
-    return [ORIGIN, (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+    return [ORIGIN, HOST, (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
 
 
 def run(scenario: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
@@ -284,7 +285,7 @@ def test_one_reply_at_a_time(user: Any) -> None:
 
 def test_a_socket_without_a_logged_in_user_is_closed_with_4401() -> None:
     async def scenario() -> dict[str, Any]:
-        socket = WebsocketCommunicator(application, "/ws/chat/", headers=[ORIGIN])
+        socket = WebsocketCommunicator(application, "/ws/chat/", headers=[ORIGIN, HOST])
         ok, _ = await socket.connect()
         assert ok  # accepted, so that the close code reaches the browser
         closed = await socket.receive_output()
@@ -299,8 +300,8 @@ def test_a_socket_without_a_logged_in_user_is_closed_with_4401() -> None:
 
 @pytest.mark.parametrize("origin", [b"http://evil.example", None])
 def test_a_page_of_another_site_cannot_connect(user: Any, origin: bytes | None) -> None:
-    cookie = session_headers(user)[1]
-    headers = [cookie] if origin is None else [(b"origin", origin), cookie]
+    cookie = session_headers(user)[2]
+    headers = [HOST, cookie] if origin is None else [(b"origin", origin), HOST, cookie]
 
     async def scenario() -> bool:
         socket = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
@@ -405,3 +406,68 @@ def test_a_send_that_fails_as_the_client_leaves_saves_the_reply_quietly(
     message = Message.objects.get(role="assistant")
     assert (message.status, message.error_code) == ("cancelled", "disconnected")
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def closed_with(app: Any, headers: list[tuple[bytes, bytes]], scheme: str = "ws") -> dict[str, Any]:
+    """What a socket opened with ``headers`` gets first: a frame, or the close of a refused socket."""
+
+    async def scenario() -> dict[str, Any]:
+        socket = WebsocketCommunicator(app, "/ws/chat/", headers=headers)
+        socket.scope["scheme"] = scheme
+        ok, _ = await socket.connect()
+        assert ok  # accepted, so that the close code reaches the browser
+        await socket.send_json_to(CHAT)
+        output: dict[str, Any] = await socket.receive_output(3)
+        await socket.wait()
+        return output
+
+    return run(scenario)  # type: ignore[no-any-return]
+
+
+#: The demo project's routing without channels' ``AllowedHostsOriginValidator``: a project that forgot it.
+def without_validator() -> Any:
+    from channels.auth import AuthMiddlewareStack
+    from channels.routing import URLRouter
+
+    from streaming.routing import websocket_urlpatterns
+
+    return AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [b"http://testserver:9999", b"https://testserver", b"http://testserver.evil.example", b"null"],
+)
+def test_another_scheme_or_port_of_the_host_is_refused_with_4403(user: Any, origin: bytes) -> None:
+    """channels' validator compares host names only: the consumer checks the whole origin, as Django's
+    CSRF check does for the HTTP API (another port of the host may be another site)."""
+    headers = [(b"origin", origin), *session_headers(user)[1:]]
+    # (the demo's routing refuses the last two at the handshake already: its validator knows the host)
+    apps = [application, without_validator()] if b"testserver:" in origin or b"https" in origin else []
+    for app in apps or [without_validator()]:
+        assert closed_with(app, headers) == {"type": "websocket.close", "code": 4403}
+    assert consumers.CLOSE_FORBIDDEN_ORIGIN == 4403
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize("origin", [b"http://evil.example", None])
+def test_without_channels_validator_a_cross_site_page_is_refused(user: Any, origin: bytes | None) -> None:
+    headers = session_headers(user)[1:]
+    if origin is not None:
+        headers.insert(0, (b"origin", origin))
+    assert closed_with(without_validator(), headers) == {"type": "websocket.close", "code": 4403}
+    assert not Message.objects.exists()
+
+
+def test_the_sites_own_origin_over_tls_and_trusted_origins_may_chat(user: Any, settings: Any) -> None:
+    settings.CSRF_TRUSTED_ORIGINS = ["https://chat.example.com", "https://*.example.org"]
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "chat.example.com", ".example.org"]
+    cookie = session_headers(user)[2]
+    cases = [
+        ([(b"origin", b"https://testserver"), HOST, cookie], "wss"),  # the page over TLS, and its socket
+        ([(b"origin", b"https://chat.example.com"), HOST, cookie], "ws"),
+        ([(b"origin", b"https://app.example.org"), HOST, cookie], "ws"),
+    ]
+    for headers, scheme in cases:
+        ScriptedProvider.enqueue([TextDelta("Hi"), Finish()])
+        assert closed_with(without_validator(), headers, scheme)["type"] == "websocket.send"
