@@ -18,6 +18,7 @@ import collections
 import json
 import select
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -49,6 +50,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     #: Seconds before the status line (a model that takes long to start).
     delay: float = 0.0
+    #: Close the connection as the request arrives, without a word (a kept connection the server drops).
+    unanswered: bool = False
 
     @classmethod
     def stream(cls, pieces: list[Piece], **headers: str) -> Reply:
@@ -109,6 +112,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self, record: Recorded) -> None:
         reply = self.server.fake.next_reply()
+        if reply.unanswered:
+            self.close_connection = True
+            return
         if reply.delay and self._client_left(reply.delay):
             record.hang_up()
             return
@@ -180,18 +186,22 @@ class FakeUpstream:
             assert upstream.requests[0].path == "/v1/chat/completions"
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.requests: list[Recorded] = []
         self.replies: collections.deque[Reply] = collections.deque()
         self.stopping = threading.Event()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
+        self.scheme = "http"
+        if tls is not None:  # (HTTPS: every connection's TLS handshake happens as it is accepted)
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
         self._thread.daemon = True
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self._server.server_address[1]}"
 
     def enqueue(self, *replies: Reply) -> None:
         self.replies.extend(replies)
