@@ -74,7 +74,7 @@ def test_sync_close(upstream: FakeUpstream, vendor: Vendor) -> None:
     stream = start(upstream, vendor).stream(chat())
     assert [next(stream) for _ in vendor.partial_events("Hel")] == vendor.partial_events("Hel")
     since = time.monotonic()
-    stream.close()  # type: ignore[attr-defined]
+    stream.close()
     assert_hung_up_promptly(upstream.last, since)
 
 
@@ -86,7 +86,7 @@ def test_async_aclose(upstream: FakeUpstream, vendor: Vendor) -> None:
         expected = vendor.partial_events("Hel")
         assert [await anext(stream) for _ in expected] == expected
         since = time.monotonic()
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         await wait_for_hang_up(upstream.last)
         return since
 
@@ -146,7 +146,7 @@ def test_a_hang_up_from_another_thread_unblocks_the_read(upstream: FakeUpstream,
     assert not worker.is_alive()
     assert outcome["error"].code == "connection"
     assert_hung_up_promptly(upstream.last, since)
-    stream.close()  # type: ignore[attr-defined]
+    stream.close()
 
 
 @pytest.mark.parametrize("kept", [False, True], ids=["new connection", "kept connection"])

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -115,8 +115,10 @@ class Provider:
         """Whether calls fail without a key (``streaming.W004`` warns when none is set)."""
         return bool(self.key_variables())
 
-    def stream(self, request: ChatRequest) -> Iterator[Event]:
+    def stream(self, request: ChatRequest) -> Generator[Event, None, None]:
+        """The events of one call, on the calling thread (WSGI): a generator, closed early to hang up."""
         raise NotImplementedError
 
-    def astream(self, request: ChatRequest) -> AsyncIterator[Event]:
+    def astream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+        """The events of one call, on the event loop (ASGI): an async generator, closed early to hang up."""
         raise NotImplementedError
