@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -75,7 +75,8 @@ def measure(way: str, url: str, calls: int, callers: int) -> dict[str, Any]:
 
         settings_database = _database(way, url)
         django.setup()
-        settings.DATABASES["default"].update(settings_database)
+        default = cast(dict[str, Any], settings.DATABASES["default"])
+        default.update(settings_database)
         return _measure(way, calls, callers)
 
 
