@@ -177,7 +177,7 @@ class MessageAdmin(ReadOnlyMixin, CostReviewStyles, admin.ModelAdmin):
         return ["content", "conversation__title", *user_search_fields("conversation__owner")]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
-        return (
+        messages: QuerySet[Message] = (
             super()
             .get_queryset(request)
             .annotate(
@@ -186,6 +186,7 @@ class MessageAdmin(ReadOnlyMixin, CostReviewStyles, admin.ModelAdmin):
                 unpriced=Count("usage", filter=Q(usage__total_cost__isnull=True)),
             )
         )
+        return messages
 
     @admin.display(description="time", ordering="created_at")
     def when(self, obj: Message) -> str:

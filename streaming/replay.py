@@ -50,8 +50,8 @@ def stored_chunks(message_id: str) -> list[Chunk]:
     rows = list(message.usage.all())
     if rows:
         reply.usage = _total(rows)
-        costs = [row.total_cost for row in rows]
-        reply.cost = None if None in costs else cost_string(sum(costs, Decimal(0)))
+        costs = [row.total_cost for row in rows if row.total_cost is not None]
+        reply.cost = None if len(costs) < len(rows) else cost_string(sum(costs, Decimal(0)))
     else:
         reply.usage = None
     return chunks + reply.closing_chunks()

@@ -22,6 +22,7 @@ import ssl
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -46,7 +47,7 @@ Piece = bytes | float | Hold | str
 @dataclass
 class Reply:
     status: int = 200
-    body: list[Piece] = field(default_factory=list)
+    body: Sequence[Piece] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     #: Seconds before the status line (a model that takes long to start).
     delay: float = 0.0
@@ -54,7 +55,7 @@ class Reply:
     unanswered: bool = False
 
     @classmethod
-    def stream(cls, pieces: list[Piece], **headers: str) -> Reply:
+    def stream(cls, pieces: Sequence[Piece], **headers: str) -> Reply:
         return cls(200, pieces, {"content-type": "text/event-stream", **headers})
 
     @classmethod
@@ -132,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
             record.hang_up()
         self.close_connection = self.close_connection or not record.finished
 
-    def _play(self, pieces: list[Piece]) -> str:
+    def _play(self, pieces: Sequence[Piece]) -> str:
         """Send the body: "finished", "hung up" (the client left first) or "cut" (``CUT``)."""
         for piece in pieces:
             if isinstance(piece, bytes):
@@ -254,7 +255,7 @@ def fixture(name: str, *, crlf: bool = False) -> list[bytes]:
     return [event.strip(b"\n").replace(b"\n", newline) + newline * 2 for event in events]
 
 
-def split_every(pieces: list[Piece], size: int) -> list[Piece]:
+def split_every(pieces: Sequence[Piece], size: int) -> list[Piece]:
     """The same bytes in pieces of ``size``: events and lines cut anywhere, as TCP may deliver them."""
     data = b"".join(p for p in pieces if isinstance(p, bytes))
     return [data[i : i + size] for i in range(0, len(data), size)]

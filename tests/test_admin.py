@@ -186,7 +186,7 @@ def test_csv_export_runs_a_bounded_number_of_queries(
         for i in range(5000)
     )
     with django_assert_max_num_queries(12):
-        response = admin_client.get(EXPORT)
+        response: Any = admin_client.get(EXPORT)
         parts = list(response.streaming_content)
     assert len(parts) == 1 + 3  # the header, then a write per 2000 rows
     assert len(b"".join(parts).decode().splitlines()) == 1 + 5000
@@ -200,7 +200,7 @@ def test_csv_export_streams_under_asgi_too(admin_user: Any, user: Any) -> None:
     async def export() -> tuple[bool, bytes]:
         client = AsyncClient()
         await client.aforce_login(admin_user)
-        response = await client.get(EXPORT)
+        response: Any = await client.get(EXPORT)
         body = b"".join([part async for part in response.streaming_content])
         return response.is_async, body
 

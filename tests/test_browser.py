@@ -504,7 +504,8 @@ def test_phone_width(chat: ChatPage) -> None:
     reply = chat.send(unique("A phone asks"), model="demo:echo")
     assert chat.wait_settled(reply) == "complete"
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    assert reply.bounding_box()["width"] <= 390
+    box = reply.bounding_box()
+    assert box is not None and box["width"] <= 390
 
     toggle = page.get_by_role("button", name="Conversations")
     toggle.click()

@@ -238,7 +238,7 @@ def test_a_request_is_sent_once_even_when_its_kept_connection_drops(
     else:
         outcomes = asyncio.run(twice())
     assert TextDelta("Hi") in outcomes[0][0] and outcomes[0][1] is None
-    assert outcomes[1][1] is not None and outcomes[1][1].code == "connection"
+    assert isinstance(outcomes[1][1], ProviderError) and outcomes[1][1].code == "connection"
     assert len(upstream.requests) == 2  # one generation per call
     assert upstream.requests[1].peer == upstream.requests[0].peer  # the kept connection
 

@@ -11,6 +11,7 @@ import pytest
 from django.utils.module_loading import import_string
 
 from streaming.events import TextDelta
+from streaming.exceptions import ProviderError
 from streaming.providers.base import ChatMessage, ChatRequest, Provider
 from tests.certificates import Authority, make_authority
 from tests.fake_upstream import VENDORS, FakeUpstream, Reply, Vendor, collect
@@ -69,7 +70,7 @@ def test_an_unknown_ca_is_refused(
     upstream: FakeUpstream, authority: Authority, vendor: Vendor, mode: str
 ) -> None:
     _, error = call(upstream, vendor, mode, cert=client_cert(authority))
-    assert error is not None and error.code == "connection"
+    assert isinstance(error, ProviderError) and error.code == "connection"
     assert not upstream.requests
 
 

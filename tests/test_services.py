@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -53,7 +54,7 @@ def test_a_reply_costs_the_same_queries_whatever_its_length(user: Any) -> None:
             script.insert(at, Pause(0.01))
         ScriptedProvider.enqueue(script)
         with all_queries() as queries:
-            chunks = run(database.run(lambda tokens=tokens: ask(user, f"{tokens} tokens please")))
+            chunks = run(database.run(partial(ask, user, f"{tokens} tokens please")))
         deltas = [c["delta"] for c in chunks if c["type"] == "text-delta"]
         assert "".join(deltas) == "".join(f"w{i} " for i in range(tokens))
         assert len(deltas) >= (tokens // 200 if tokens > 200 else 1)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,7 @@ def client(**kwargs: Any) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(transport=LeanTransport(**kwargs), timeout=5)
 
 
-Runner = Callable[[Callable[[], Awaitable[Any]]], Any]
+Runner = Callable[[Callable[[], Coroutine[Any, Any, Any]]], Any]
 
 
 @pytest.fixture(params=["asyncio", "uvloop"])
@@ -73,7 +73,7 @@ def run(request: pytest.FixtureRequest) -> Runner:
         return lambda main: asyncio.run(main())
     uvloop = pytest.importorskip("uvloop")
 
-    def on_uvloop(main: Callable[[], Awaitable[Any]]) -> Any:
+    def on_uvloop(main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # asyncio.run has none on 3.11
             return runner.run(main())
 

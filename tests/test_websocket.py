@@ -15,7 +15,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from project.asgi import application
-from streaming import consumers
+from streaming import consumers, services
 from streaming.events import Finish, TextDelta, Usage
 from streaming.exceptions import MessageTooLong, RateLimited
 from streaming.models import Conversation, Message
@@ -68,7 +68,12 @@ async def frames_until(socket: WebsocketCommunicator, kind: str) -> list[dict[st
 
 def test_a_reply_arrives_as_the_sse_chunks_one_per_frame(user: Any, api: Client) -> None:
     # (a pause: tokens that arrive together would be merged, at a moment that depends on timing)
-    script = [TextDelta("Hel"), Pause(0.05), TextDelta("lo"), Usage(input_tokens=7, output_tokens=2)]
+    script: list[Any] = [
+        TextDelta("Hel"),
+        Pause(0.05),
+        TextDelta("lo"),
+        Usage(input_tokens=7, output_tokens=2),
+    ]
     script.append(Finish())
     ScriptedProvider.enqueue(script)
     ScriptedProvider.enqueue(script)
@@ -83,7 +88,7 @@ def test_a_reply_arrives_as_the_sse_chunks_one_per_frame(user: Any, api: Client)
         return frames
 
     frames = run(scenario)
-    response = api.post("/api/chat", CHAT, content_type="application/json")
+    response: Any = api.post("/api/chat", CHAT, content_type="application/json")
     sse = parse_events(b"".join(response.streaming_content))
 
     assert types(frames) == types(sse)[:-1]  # the same chunks, without [DONE]
@@ -334,14 +339,14 @@ def test_a_client_that_goes_away_stops_the_reply_and_it_is_saved_as_cancelled(
 def test_a_client_that_goes_away_while_the_reply_starts_leaves_nothing_streaming(
     user: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_start = consumers.services.start_reply
+    real_start = services.start_reply
 
     def slow_start(*args: Any) -> Any:
         reply = real_start(*args)
         time.sleep(0.3)
         return reply
 
-    monkeypatch.setattr(consumers.services, "start_reply", slow_start)
+    monkeypatch.setattr(services, "start_reply", slow_start)
     headers = session_headers(user)
 
     async def scenario() -> None:
