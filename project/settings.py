@@ -2,8 +2,8 @@
 
 DJANGO_SECRET_KEY, DJANGO_DEBUG (default on), DJANGO_ALLOWED_HOSTS (comma-separated),
 DATABASE_URL (default: SQLite next to manage.py), DJANGO_CONN_MAX_AGE (default 0),
-REDIS_URL (cache and channel layer; default: a file cache next to the SQLite file, or in
-DJANGO_CACHE_DIR, and an in-memory channel layer),
+REDIS_URL (cache and channel layer; default: a file cache next to the SQLite file, in .django-cache/
+with DATABASE_URL, or in DJANGO_CACHE_DIR, and an in-memory channel layer),
 provider keys (OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or GOOGLE_API_KEY),
 STREAMING_MODELS (comma-separated provider:model ids), and STREAMING_<KEY> for every scalar key of the
 STREAMING setting (project.environment): STREAMING_MONTHLY_BUDGET_USD, STREAMING_HEARTBEAT_SECONDS...
@@ -12,7 +12,6 @@ STREAMING setting (project.environment): STREAMING_MONTHLY_BUDGET_USD, STREAMING
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from project.providers import streaming_setting
@@ -106,7 +105,11 @@ DATABASES = {"default": database_settings()}
 
 def cache_settings() -> dict[str, object]:
     """Redis when REDIS_URL is set. Otherwise files, not local memory: every server process on this
-    machine then sees the others' stop requests (the stop poller reads a few absent files per 0.25 s)."""
+    machine then sees the others' stop requests (the stop poller reads a few absent files per 0.25 s).
+
+    The files are pickled sessions, so they live in the project's own directory (Django's file cache
+    makes it 0700), never at a fixed path under the shared /tmp, where another local user could read
+    them or plant a file the server would unpickle."""
     url = os.environ.get("REDIS_URL")
     if url:
         # Short timeouts, and an outage is a miss (project/cache.py): with Redis away, a request falls
@@ -122,7 +125,7 @@ def cache_settings() -> dict[str, object]:
         if database["ENGINE"] == "django.db.backends.sqlite3":
             location = f"{database['NAME']}-cache"  # beside the database whose replies it stops
         else:
-            location = str(Path(tempfile.gettempdir()) / "streaming-demo-cache")
+            location = str(BASE_DIR / ".django-cache")
     return {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": location}
 
 

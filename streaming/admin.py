@@ -254,7 +254,8 @@ class UserBudgetAdmin(CostReviewStyles, admin.ModelAdmin):
             .values("spent")
         )
         cost = DecimalField(max_digits=30, decimal_places=COST_DECIMAL_PLACES)
-        return super().get_queryset(request).annotate(spent=Subquery(spend, output_field=cost))
+        budgets_: QuerySet[UserBudget] = super().get_queryset(request)
+        return budgets_.annotate(spent=Subquery(spend, output_field=cost))
 
     @admin.display(description="monthly budget", ordering="monthly_usd")
     def limit(self, obj: UserBudget) -> str:

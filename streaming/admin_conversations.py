@@ -121,6 +121,9 @@ class ConversationAdmin(CostReviewStyles, admin.ModelAdmin):
     inlines = [MessageInline]
     list_select_related = ("owner",)
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # a conversation starts with a chat, its owner's; the admin reviews and renames it
+
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         return ["title", *user_search_fields("owner")]
 
@@ -174,7 +177,7 @@ class MessageAdmin(ReadOnlyMixin, CostReviewStyles, admin.ModelAdmin):
         return ["content", "conversation__title", *user_search_fields("conversation__owner")]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
-        return (
+        messages: QuerySet[Message] = (
             super()
             .get_queryset(request)
             .annotate(
@@ -183,6 +186,7 @@ class MessageAdmin(ReadOnlyMixin, CostReviewStyles, admin.ModelAdmin):
                 unpriced=Count("usage", filter=Q(usage__total_cost__isnull=True)),
             )
         )
+        return messages
 
     @admin.display(description="time", ordering="created_at")
     def when(self, obj: Message) -> str:

@@ -10,3 +10,6 @@ class StreamingConfig(AppConfig):
 
     def ready(self) -> None:
         from streaming import checks  # noqa: F401  (registers the system checks)
+        from streaming.providers import load_configured
+
+        load_configured()

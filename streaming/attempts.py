@@ -19,9 +19,9 @@ class AttemptPlan:
         self.candidates = [spec, *(c for c in chain if c is not None and c.provider in configured)]
         self.index = 0
         self.tries = 0
-        self.attempts = app_settings.retry_attempts
-        self.base_delay = app_settings.retry_base_delay
-        self.max_delay = app_settings.retry_max_delay
+        self.attempts = int(app_settings.retry_attempts)
+        self.base_delay = float(app_settings.retry_base_delay)
+        self.max_delay = float(app_settings.retry_max_delay)
 
     @property
     def current(self) -> ModelSpec:
@@ -31,7 +31,7 @@ class AttemptPlan:
         """After ``error``: seconds to wait before the next call, or None when the chain is spent."""
         self.tries += 1
         if error.retryable and self.tries < self.attempts:
-            delay = min(self.max_delay, self.base_delay * 2 ** (self.tries - 1))
+            delay = min(self.max_delay, self.base_delay * 2.0 ** (self.tries - 1))
             if error.retry_after is None:
                 return delay
             if error.retry_after <= self.max_delay:

@@ -68,9 +68,9 @@ def _check_budget() -> list[CheckMessage]:
 
 def _check_limits() -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    for read in (lambda: app_settings.max_concurrent_replies, lambda: app_settings.replies_per_minute):
+    for name in ("max_concurrent_replies", "replies_per_minute"):
         try:
-            read()
+            getattr(app_settings, name)
         except ImproperlyConfigured as exc:
             hint = "Use a whole number such as 4, or None for no limit."
             messages.append(Error(str(exc), hint=hint, id="streaming.E007"))

@@ -8,9 +8,11 @@ the reply it shows. The server sends each chunk of the UI message stream as one 
 heartbeat: the last chunk ends the reply, and WebSocket has its own pings.
 
 A request that fails before its reply starts gets one ``{"type": "error", "errorText", "code"}``
-frame (the codes of the JSON API) and the socket stays open. A socket without a logged-in user is
-closed with code 4401. One reply streams per socket at a time. A client that goes away leaves its
-reply to go on for ``DISCONNECT_GRACE_SECONDS``, for a reader that attaches again, as over SSE.
+frame (the codes of the JSON API) and the socket stays open. A socket opened by a page of another
+origin than the site's own (scheme, host and port) or its ``CSRF_TRUSTED_ORIGINS`` is closed with code
+4403, and one without a logged-in user with code 4401. One reply streams per socket at a time. A
+client that goes away leaves its reply to go on for ``DISCONNECT_GRACE_SECONDS``, for a reader that
+attaches again, as over SSE.
 
 Needs ``channels``; the demo project's ``asgi.py`` shows the routing (``streaming.routing``).
 """
@@ -31,6 +33,7 @@ from streaming import database, services, streams
 from streaming.conf import app_settings
 from streaming.exceptions import InvalidRequest, NotFound, NotStreaming, ReplyInProgress, StreamingError
 from streaming.models import Message
+from streaming.origins import same_origin
 from streaming.payloads import message_ref, parse_chat, parse_json_object
 from streaming.readers import Reader
 from streaming.reply import ReplyState
@@ -41,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 #: The close code for a socket without a logged-in user (4000-4999 are the application's; 401 + 4000).
 CLOSE_UNAUTHENTICATED = 4401
+#: The close code for a socket opened by a page of another origin (403 + 4000): see ``streaming.origins``.
+CLOSE_FORBIDDEN_ORIGIN = 4403
 #: The close code when the server fails unexpectedly (RFC 6455 "internal error").
 CLOSE_SERVER_ERROR = 1011
 
@@ -68,6 +73,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         # Accept first, then close: a refused handshake loses the close code (browsers see 1006).
         await self.accept()
+        if not same_origin(self.scope):
+            await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
+            return
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -82,7 +90,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.user is None:
-            return  # closing: the client was told with 4401
+            return  # closing: the client was told with 4401 or 4403
         raw = text_data.encode() if text_data is not None else bytes_data or b""
         try:
             data = parse_json_object(raw)

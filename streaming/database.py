@@ -9,9 +9,15 @@ the app's own instead. Each keeps its connection between calls, so a process hol
 connections for its replies, whatever the number of open streams, and a call costs one thread hop.
 
 A thread drops its connection after an error that left it unusable, and closes it and ends after
-``DATABASE_IDLE_SECONDS`` without work. Work asked for inside a transaction of the calling thread
-(a ``TestCase``, ``ATOMIC_REQUESTS``) runs in that thread instead, inside that transaction: another
-thread could not see its rows.
+``DATABASE_IDLE_SECONDS`` without work. ``CONN_MAX_AGE`` counts as Django counts it: a connection
+older than that is replaced before the next call; with 0 (Django's default: a connection per
+request), a thread's "request" is its life, for a new connection per call costs 2.5 (SQLite) to 15
+(PostgreSQL) times the call itself (``python -m bench.database``, docs/benchmarks.md). With
+PostgreSQL's pool (``OPTIONS["pool"]``), each call gives its connection back to the pool.
+
+Work asked for inside a transaction of the calling thread (a ``TestCase``, ``ATOMIC_REQUESTS``) runs in
+that thread instead, inside that transaction: another thread could not see its rows. So does work
+asked for on a database thread itself: queued, it could wait for a thread that never comes free.
 """
 
 from __future__ import annotations
@@ -72,6 +78,7 @@ class DatabaseThreads:
             thread.join(timeout)
 
     def _serve(self) -> None:
+        _here.serving = True
         try:
             while self._take_and_run():
                 pass
@@ -119,21 +126,32 @@ def _run(future: Future[T], context: contextvars.Context, call: Callable[[], T])
         future.set_result(result)
     finally:
         for held in connections.all(initialized_only=True):
-            held.close_at = None  # kept, whatever CONN_MAX_AGE says: this thread outlives requests
+            # Only a request's end clears DEBUG's query log (``reset_queries``); this thread has none.
+            held.queries_log.clear()
+            if held.settings_dict.get("OPTIONS", {}).get("pool"):
+                held.close()  # back to the pool, for the process's other threads
+            elif held.settings_dict["CONN_MAX_AGE"] == 0:
+                held.close_at = None  # kept for the thread's life (see above)
 
 
 threads = DatabaseThreads()
+_here = threading.local()  # ``serving``: this thread is one of the database threads
+
+
+def on_database_thread() -> bool:
+    return getattr(_here, "serving", False)
 
 
 def run(call: Callable[[], T]) -> T:
-    """``call()`` on a database thread, waiting for it; here, when this thread is in a transaction."""
+    """``call()`` on a database thread, waiting for it; here, when this thread is in a transaction or is
+    a database thread."""
     return start(call).result()
 
 
 def start(call: Callable[[], T]) -> Future[T]:
     """``call()`` on a database thread, without waiting for it; here and now, when this thread is in a
-    transaction (whose rows another thread could not see)."""
-    if not in_transaction():
+    transaction (whose rows another thread could not see) or is a database thread itself."""
+    if not (in_transaction() or on_database_thread()):
         return threads.submit(call)
     future: Future[T] = Future()
     try:

@@ -18,7 +18,7 @@ class ReasoningDelta:
 
 @dataclass(slots=True)
 class Usage:
-    """Token counts with one meaning for every provider (SPEC §2).
+    """Token counts with one meaning for every provider, stored and sent alike.
 
     ``input_tokens`` includes cache reads and writes; ``output_tokens`` includes reasoning.
     ``estimated`` is true when the stream ended before the provider reported usage.

@@ -128,7 +128,7 @@ class UnsupportedMediaType(StreamingError):
 
 
 class ProviderError(StreamingError):
-    """A provider call failed. ``code`` is one of the stable codes of SPEC §2.
+    """A provider call failed. ``code`` is one of the stable codes every provider shares.
 
     ``retryable`` says whether calling the same model again may work (its class's default, unless the
     vendor said more: a 429 for a quota that is used up is not a transient rate limit).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -18,7 +19,7 @@ COST_MAX_DIGITS = 20  # up to 10^10 USD with COST_DECIMAL_PLACES (10) places
 CLIENT_ID_MAX_LENGTH = 100
 
 
-def cost_field(verbose_name: str) -> models.DecimalField:
+def cost_field(verbose_name: str) -> models.DecimalField[Decimal | None, Decimal | None]:
     return models.DecimalField(
         verbose_name,
         max_digits=COST_MAX_DIGITS,

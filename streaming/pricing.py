@@ -2,7 +2,7 @@
 
 Pure: no database, no network. The caller looks the override up (``streaming.costs``) and passes it in.
 
-Token counts have the normalized meaning of SPEC §2, which is also genai-prices' meaning:
+Token counts have the normalized meaning (``streaming.events.Usage``), which is also genai-prices':
 ``input_tokens`` is the total input, cache reads and writes included, and ``output_tokens`` the total
 output, reasoning included. genai-prices subtracts the cache and reasoning parts itself, so the counts
 are passed through unchanged.

@@ -41,7 +41,7 @@ def produce_sync(relay: Relay) -> None:
                     elif not relay.feed(event):
                         return
             finally:
-                stream.close()  # type: ignore[attr-defined]
+                stream.close()
             relay.complete()
             return
         except ProviderError as error:
@@ -85,7 +85,7 @@ async def _produce_async(relay: Relay) -> None:
                         # the readers send the first token, and then some, before the rest.
                         await asyncio.sleep(0)
             finally:
-                await stream.aclose()  # type: ignore[attr-defined]
+                await stream.aclose()
             relay.complete()
             return
         except ProviderError as error:

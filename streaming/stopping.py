@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from django.core.cache import caches
+from django.core.cache import BaseCache, caches
 
 from streaming.conf import app_settings
 
@@ -28,7 +28,7 @@ GENERATION_KEY = "streaming:stops"
 FLAG_SECONDS = 3600
 
 
-def _cache():  # type: ignore[no-untyped-def]
+def _cache() -> BaseCache:
     return caches[app_settings.cache_alias]
 
 

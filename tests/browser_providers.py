@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Generator
 from typing import ClassVar
 
 from streaming.events import Event, Finish, TextDelta, Usage
@@ -46,12 +46,12 @@ class HostileProvider(Provider):
         deltas: list[Event] = [TextDelta(text) for text in HOSTILE_REPLY]
         return [*deltas, Usage(input_tokens=10, output_tokens=60), Finish("stop")]
 
-    def stream(self, request: ChatRequest) -> Iterator[Event]:
+    def stream(self, request: ChatRequest) -> Generator[Event, None, None]:
         for event in self._events():
             time.sleep(0.02)
             yield event
 
-    async def astream(self, request: ChatRequest) -> AsyncIterator[Event]:
+    async def astream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
         for event in self._events():
             await asyncio.sleep(0.02)
             yield event
@@ -72,7 +72,7 @@ class FlakyProvider(Provider):
             self._attempts[last] = attempt = self._attempts.get(last, 0) + 1
         return "once" not in last or attempt == 1
 
-    def stream(self, request: ChatRequest) -> Iterator[Event]:
+    def stream(self, request: ChatRequest) -> Generator[Event, None, None]:
         fails = self._fails(request)
         for text in FLAKY_PARTIAL if fails else ["Recovered: ", "this time ", "it worked."]:
             time.sleep(0.05)
@@ -82,7 +82,7 @@ class FlakyProvider(Provider):
         yield Usage(input_tokens=5, output_tokens=6)
         yield Finish("stop")
 
-    async def astream(self, request: ChatRequest) -> AsyncIterator[Event]:
+    async def astream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
         fails = self._fails(request)
         for text in FLAKY_PARTIAL if fails else ["Recovered: ", "this time ", "it worked."]:
             await asyncio.sleep(0.05)
@@ -105,14 +105,14 @@ class ChunkyProvider(Provider):
 
     free = True
 
-    def stream(self, request: ChatRequest) -> Iterator[Event]:
+    def stream(self, request: ChatRequest) -> Generator[Event, None, None]:
         for burst in chunky_bursts(request):
             yield TextDelta(burst)
             time.sleep(CHUNKY_GAP_SECONDS)
         yield Usage(input_tokens=5, output_tokens=60)
         yield Finish("stop")
 
-    async def astream(self, request: ChatRequest) -> AsyncIterator[Event]:
+    async def astream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
         for burst in chunky_bursts(request):
             yield TextDelta(burst)
             await asyncio.sleep(CHUNKY_GAP_SECONDS)

@@ -38,7 +38,7 @@ SCREENSHOTS = Path(os.environ.get("STREAMING_SCREENSHOTS", ROOT / "tests" / "art
 CHAT_PATH = "/chat/"
 
 DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+PHONE: Any = {"width": 390, "height": 844}
 
 #: Installed before the page's scripts: records long tasks (over 50 ms on the main thread), how long
 #: each key press waited for the main thread, and the (status, text length) of the last reply each
@@ -237,7 +237,7 @@ def chat_page(
     options = {"viewport": DESKTOP, "color_scheme": "light", "reduced_motion": "reduce", **context_options}
     context: BrowserContext = browser.new_context(**options)
     try:
-        context.add_cookies(cookies)
+        context.add_cookies(cookies)  # type: ignore[arg-type]  # (plain dicts of the cookie fields)
         context.add_init_script(RECORDERS)
         context.grant_permissions(["clipboard-read", "clipboard-write"])
         chat = ChatPage(context.new_page(), server)

@@ -28,7 +28,7 @@ PRICED_MODELS = [
 
 def priced_streaming(**extra: Any) -> dict[str, Any]:
     """The test suite's STREAMING setting plus scripted ``openai``, ``anthropic`` and ``gemini`` providers."""
-    base = settings.STREAMING
+    base: dict[str, Any] = settings.STREAMING
     return {
         **base,
         "PROVIDERS": {**base["PROVIDERS"], "openai": SCRIPTED, "anthropic": SCRIPTED, "gemini": SCRIPTED},

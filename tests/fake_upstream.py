@@ -18,9 +18,11 @@ import collections
 import json
 import select
 import socket
+import ssl
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -45,13 +47,15 @@ Piece = bytes | float | Hold | str
 @dataclass
 class Reply:
     status: int = 200
-    body: list[Piece] = field(default_factory=list)
+    body: Sequence[Piece] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     #: Seconds before the status line (a model that takes long to start).
     delay: float = 0.0
+    #: Close the connection as the request arrives, without a word (a kept connection the server drops).
+    unanswered: bool = False
 
     @classmethod
-    def stream(cls, pieces: list[Piece], **headers: str) -> Reply:
+    def stream(cls, pieces: Sequence[Piece], **headers: str) -> Reply:
         return cls(200, pieces, {"content-type": "text/event-stream", **headers})
 
     @classmethod
@@ -109,6 +113,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self, record: Recorded) -> None:
         reply = self.server.fake.next_reply()
+        if reply.unanswered:
+            self.close_connection = True
+            return
         if reply.delay and self._client_left(reply.delay):
             record.hang_up()
             return
@@ -126,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
             record.hang_up()
         self.close_connection = self.close_connection or not record.finished
 
-    def _play(self, pieces: list[Piece]) -> str:
+    def _play(self, pieces: Sequence[Piece]) -> str:
         """Send the body: "finished", "hung up" (the client left first) or "cut" (``CUT``)."""
         for piece in pieces:
             if isinstance(piece, bytes):
@@ -180,18 +187,22 @@ class FakeUpstream:
             assert upstream.requests[0].path == "/v1/chat/completions"
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.requests: list[Recorded] = []
         self.replies: collections.deque[Reply] = collections.deque()
         self.stopping = threading.Event()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
+        self.scheme = "http"
+        if tls is not None:  # (HTTPS: every connection's TLS handshake happens as it is accepted)
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
         self._thread.daemon = True
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self._server.server_address[1]}"
 
     def enqueue(self, *replies: Reply) -> None:
         self.replies.extend(replies)
@@ -244,7 +255,7 @@ def fixture(name: str, *, crlf: bool = False) -> list[bytes]:
     return [event.strip(b"\n").replace(b"\n", newline) + newline * 2 for event in events]
 
 
-def split_every(pieces: list[Piece], size: int) -> list[Piece]:
+def split_every(pieces: Sequence[Piece], size: int) -> list[Piece]:
     """The same bytes in pieces of ``size``: events and lines cut anywhere, as TCP may deliver them."""
     data = b"".join(p for p in pieces if isinstance(p, bytes))
     return [data[i : i + size] for i in range(0, len(data), size)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Generator
 from typing import Any
 
 import orjson
@@ -16,7 +16,7 @@ from streaming.streams import begin
 Chunk = dict[str, Any]
 
 
-def batches(reply: ReplyState, heartbeat: float = 5.0) -> Iterator[list[Chunk]]:
+def batches(reply: ReplyState, heartbeat: float = 5.0) -> Generator[list[Chunk], None, None]:
     """The reply's chunks, a list per read, on this thread; the provider is called (on a thread, as
     under WSGI) once the first batch, ``start``, was taken. Closing it is the client going away."""
     relay, reader = begin(reply)
@@ -33,7 +33,7 @@ def batches(reply: ReplyState, heartbeat: float = 5.0) -> Iterator[list[Chunk]]:
         reader.close()
 
 
-async def abatches(reply: ReplyState, heartbeat: float = 5.0) -> AsyncIterator[list[Chunk]]:
+async def abatches(reply: ReplyState, heartbeat: float = 5.0) -> AsyncGenerator[list[Chunk], None]:
     """``batches`` on an event loop: the provider is called in a task, as under ASGI."""
     relay, reader = begin(reply)
     try:

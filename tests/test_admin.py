@@ -186,7 +186,7 @@ def test_csv_export_runs_a_bounded_number_of_queries(
         for i in range(5000)
     )
     with django_assert_max_num_queries(12):
-        response = admin_client.get(EXPORT)
+        response: Any = admin_client.get(EXPORT)
         parts = list(response.streaming_content)
     assert len(parts) == 1 + 3  # the header, then a write per 2000 rows
     assert len(b"".join(parts).decode().splitlines()) == 1 + 5000
@@ -200,7 +200,7 @@ def test_csv_export_streams_under_asgi_too(admin_user: Any, user: Any) -> None:
     async def export() -> tuple[bool, bytes]:
         client = AsyncClient()
         await client.aforce_login(admin_user)
-        response = await client.get(EXPORT)
+        response: Any = await client.get(EXPORT)
         body = b"".join([part async for part in response.streaming_content])
         return response.is_async, body
 
@@ -245,6 +245,14 @@ def test_a_conversation_shows_each_message_usage_and_cost_and_the_total(
     assert "$0.97" in page  # the conversation's total
     listing = admin_client.get("/admin/streaming/conversation/").content.decode()
     assert "$0.97" in listing
+
+
+def test_conversations_are_not_added_in_the_admin(admin_client: Client) -> None:
+    """A conversation starts with a chat: the admin offers no "Add" (its owner is read-only there)."""
+    assert admin_client.get("/admin/streaming/conversation/add/").status_code == 403
+    listing = admin_client.get("/admin/streaming/conversation/").content.decode()
+    assert "/admin/streaming/conversation/add/" not in listing
+    assert admin_client.get("/admin/").status_code == 200
 
 
 def test_conversation_list_queries_do_not_grow_with_rows(

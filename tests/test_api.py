@@ -1,4 +1,4 @@
-"""The HTTP API of SPEC §4: every bad input gets its JSON error and status, never a 500."""
+"""The HTTP API: every bad input gets its JSON error and status, never a 500."""
 
 from __future__ import annotations
 

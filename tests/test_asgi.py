@@ -197,7 +197,7 @@ def test_a_requests_thread_is_kept_for_the_next_request(handlers: dict[str, Any]
 def test_requests_at_once_run_in_threads_of_their_own(handlers: dict[str, Any], hops: list[str]) -> None:
     async def together() -> list[Answer]:
         app = handlers["streaming"]
-        return await asyncio.gather(call(app, "GET", "/together"), call(app, "GET", "/together"))
+        return list(await asyncio.gather(call(app, "GET", "/together"), call(app, "GET", "/together")))
 
     assert [answer.body for answer in asyncio.run(together())] == [
         b"together"

@@ -290,10 +290,12 @@ def test_a_dropped_network_reconnects_with_nothing_lost_or_doubled(chat: ChatPag
         tab = ChatPage(chat.page.context.new_page(), dataclasses.replace(chat.server, port=proxy.port))
         tab.open()
         followed: list[str | None] = []
-        tab.page.on(
-            "request",
-            lambda r: r.url.endswith("/stream") and followed.append(r.headers.get("last-event-id")),
-        )
+
+        def note(request: Any) -> None:
+            if request.url.endswith("/stream"):
+                followed.append(request.headers.get("last-event-id"))
+
+        tab.page.on("request", note)
         message = long_message("Lose the network")
         reply = tab.send(message, model="paced:echo")
         tab.wait_for_text(reply, 40)
@@ -581,7 +583,8 @@ def test_phone_width(chat: ChatPage) -> None:
     reply = chat.send(unique("A phone asks"), model="demo:echo")
     assert chat.wait_settled(reply) == "complete"
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    assert reply.bounding_box()["width"] <= 390
+    box = reply.bounding_box()
+    assert box is not None and box["width"] <= 390
 
     toggle = page.get_by_role("button", name="Conversations")
     toggle.click()

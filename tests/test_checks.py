@@ -13,7 +13,7 @@ DEMO = {"BACKEND": "streaming.providers.demo.DemoProvider"}
 
 def ids(settings: Any, streaming: dict[str, Any]) -> list[str]:
     settings.STREAMING = streaming
-    return [message.id for message in check_streaming_settings()]
+    return [str(message.id) for message in check_streaming_settings()]
 
 
 def test_the_test_settings_are_clean(settings: Any) -> None:
@@ -46,7 +46,7 @@ def test_w004_provider_without_its_key_names_the_variable(settings: Any, monkeyp
     settings.STREAMING = {"PROVIDERS": {"demo": provider}, "MODELS": ["demo:echo"]}
     [warning] = check_streaming_settings()
     assert warning.id == "streaming.W004"
-    assert "STREAMING_TEST_KEY" in warning.hint
+    assert "STREAMING_TEST_KEY" in str(warning.hint)
 
     monkeypatch.setenv("STREAMING_TEST_KEY", "set")
     assert check_streaming_settings() == []

@@ -68,7 +68,7 @@ def test_the_cost_of_a_continued_reply_is_the_sum_of_its_calls(api: Client, user
         input_tokens=3, output_tokens=4, estimated=True, total_cost=Decimal("0.25"),
     )  # fmt: skip
     response = api.post("/api/chat", {"continue": str(reply.pk)}, content_type="application/json")
-    events = parse_events(b"".join(response.streaming_content))
+    events = parse_events(b"".join(response.streaming_content))  # type: ignore[attr-defined]
     assert events[-2]["messageMetadata"]["status"] == "complete"
     rows = UsageRow.objects.filter(message=reply)
     assert rows.count() == 2

@@ -147,3 +147,56 @@ def test_stop_ends_every_thread() -> None:
     database.run(where)
     database.threads.stop()
     assert not [t for t in threading.enumerate() if t.name == "streaming-db"]
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(DEBUG=True, STREAMING={"DATABASE_THREADS": 1})
+def test_with_debug_on_a_thread_keeps_no_query_log() -> None:
+    """Django logs every query of a connection while DEBUG is on, and only a request's end clears the
+    log: a database thread, which outlives requests, would keep it forever."""
+    for _ in range(5):
+        database.run(lambda: get_user_model().objects.exists())
+    assert database.run(lambda: len(connection.queries_log)) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(STREAMING={"DATABASE_THREADS": 2})
+def test_a_call_that_runs_another_does_not_wait_for_a_free_thread() -> None:
+    """Every database thread busy with a call that calls ``run()`` again: the inner call runs where it
+    is, on the thread that asked for it (queued, it would wait for a thread that never comes free)."""
+    both = threading.Barrier(2, timeout=5)
+
+    def outer() -> tuple[str, str]:
+        both.wait()  # every thread is busy now
+        inner = database.run(lambda: threading.current_thread().name)
+        return threading.current_thread().name, inner
+
+    futures = [database.threads.submit(outer) for _ in range(2)]
+    results = [future.result(timeout=5) for future in futures]
+    assert all(name == inner for name, inner in results)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_conn_max_age_is_honoured() -> None:
+    """A connection older than ``CONN_MAX_AGE`` is replaced before the next call, as Django does at
+    each request; with 0 (Django's default), a thread keeps its connection for its life."""
+    database.threads.stop()
+    settings_dict = connections["default"].settings_dict
+    opened: list[Any] = []
+
+    def count(sender: Any, connection: Any, **kwargs: Any) -> None:
+        opened.append(connection)
+
+    connection_created.connect(count)
+    try:
+        settings_dict["CONN_MAX_AGE"] = 0.2
+        database.run(where)
+        database.run(where)
+        assert len(opened) == 1
+        time.sleep(0.5)  # (well past the age)
+        database.run(where)
+        assert len(opened) == 2
+    finally:
+        connection_created.disconnect(count)
+        settings_dict["CONN_MAX_AGE"] = 0
+        database.threads.stop()

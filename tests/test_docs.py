@@ -49,3 +49,11 @@ def test_every_setting_is_in_the_readmes_tables() -> None:
     assert [key for key in DEFAULTS if f"`{key}`" not in settings_table] == []
     scalars = [key for key, default in DEFAULTS.items() if is_scalar(default)]
     assert [key for key in scalars if f"`{PREFIX}{key}`" not in variables_table] == []
+
+
+def test_the_code_states_its_rules_instead_of_citing_a_spec() -> None:
+    """The repository has no SPEC: a comment that cites a section of one tells a reader nothing."""
+    sources = [p for folder in ("streaming", "project", "bench", "tests") for p in (ROOT / folder).rglob("*")]
+    texts = [p for p in sources if p.suffix in (".py", ".js", ".html", ".css", ".md") and p.is_file()]
+    citing = [str(p.relative_to(ROOT)) for p in texts if re.search(r"SPEC\s*§", p.read_text())]
+    assert citing == []

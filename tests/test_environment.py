@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -104,3 +106,25 @@ def test_the_demo_project_does_not_start_with_a_bad_value() -> None:
     )
     assert done.returncode != 0
     assert "ImproperlyConfigured: STREAMING_STALE_AFTER_SECONDS='2m' is not valid" in done.stderr
+
+
+def demo_cache_location(**variables: str) -> str:
+    """Where the demo project's file cache (sessions included) lives under these variables."""
+    env = {**outer_env(), **variables}
+    code = "import project.settings as s; print(s.CACHES['default']['LOCATION'])"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+def test_the_demo_file_cache_is_private_to_the_project() -> None:
+    """The file cache holds pickled sessions: in a shared, guessable /tmp directory another local user
+    could read them, or plant a pickle the server would load."""
+    location = Path(demo_cache_location(DATABASE_URL="postgres://demo@127.0.0.1:5432/demo"))
+    assert not location.is_relative_to(tempfile.gettempdir())
+    assert location.is_relative_to(ROOT)
+    assert location == ROOT / ".django-cache"  # (Django's file cache makes its directory 0700)
+    sqlite = demo_cache_location(SQLITE_PATH=str(ROOT / "demo.sqlite3"))
+    assert sqlite == str(ROOT / "demo.sqlite3-cache")  # beside the database it serves, as before

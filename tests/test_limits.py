@@ -25,7 +25,7 @@ from streaming import limits
 from streaming.events import Finish, TextDelta
 from streaming.exceptions import BudgetExceeded, TooManyReplies
 from streaming.models import Message
-from streaming.providers.scripted import Pause, ScriptedProvider
+from streaming.providers.scripted import Pause, ScriptedProvider, ScriptItem
 from streaming.services import ChatInput, start_reply
 from streaming.upkeep import take_over_stale
 from tests import replies
@@ -36,7 +36,7 @@ from tests.test_websocket import connected, frames_until_end, session_headers
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CHAT = {"message": "Hi", "model": "scripted:model-a"}
-SLOW = [TextDelta("Slow "), Pause(0.6), TextDelta("reply"), Finish()]
+SLOW: list[ScriptItem] = [TextDelta("Slow "), Pause(0.6), TextDelta("reply"), Finish()]
 
 
 @pytest.fixture

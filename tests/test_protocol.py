@@ -1,4 +1,5 @@
-"""The stream protocol of SPEC §6, exactly, on the WSGI (sync) and the ASGI (async) path."""
+"""The stream protocol (the AI SDK's UI message stream v1), exactly, on the WSGI (sync) and the ASGI
+(async) path."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def post_sync(api: Client, body: dict[str, Any]) -> tuple[Any, bytes]:
-    response = api.post("/api/chat", body, content_type="application/json")
+    response: Any = api.post("/api/chat", body, content_type="application/json")
     return response, b"".join(response.streaming_content)
 
 
@@ -27,7 +28,7 @@ def post_async(user: Any, body: dict[str, Any]) -> tuple[Any, bytes]:
     async def run() -> tuple[Any, bytes]:
         client = AsyncClient()
         await sync_to_async(client.force_login)(user)
-        response = await client.post("/api/chat", body, content_type="application/json")
+        response: Any = await client.post("/api/chat", body, content_type="application/json")
         data = b"".join([part async for part in response.streaming_content])
         return response, data
 
@@ -98,7 +99,7 @@ def test_headers_and_complete_reply(post: Any) -> None:
 
 
 def test_reasoning_streams_before_text(post: Any) -> None:
-    thinking = [ReasoningDelta("Think"), Pause(0.05), ReasoningDelta("ing")]
+    thinking: list[Any] = [ReasoningDelta("Think"), Pause(0.05), ReasoningDelta("ing")]
     ScriptedProvider.enqueue([*thinking, TextDelta("Answer"), Usage(3, 9, reasoning_tokens=4), Finish()])
     _, body = post({"message": "Why?", "model": "scripted:thinker", "reasoning": True})
 
@@ -125,7 +126,13 @@ def deltas_of(body: bytes) -> list[tuple[str, str]]:
 def test_tokens_that_arrive_together_leave_as_one_delta(user: Any) -> None:
     """A burst of tokens (a fast model, a busy server) costs one chunk per kind, not one per token.
     (On the ASGI path a burst is deterministic: the producer task does not yield between events.)"""
-    burst = [ReasoningDelta("a"), ReasoningDelta("b"), TextDelta("c"), TextDelta("d"), TextDelta("e")]
+    burst: list[Any] = [
+        ReasoningDelta("a"),
+        ReasoningDelta("b"),
+        TextDelta("c"),
+        TextDelta("d"),
+        TextDelta("e"),
+    ]
     ScriptedProvider.enqueue([ReasoningDelta("r"), Pause(0.05), *burst, Usage(3, 5), Finish()])
     _, body = post_async(user, {"message": "Go", "model": "scripted:thinker", "reasoning": True})
 

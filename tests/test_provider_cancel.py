@@ -15,7 +15,7 @@ import pytest
 from django.utils.module_loading import import_string
 
 from streaming.events import TextDelta
-from streaming.exceptions import ProviderError
+from streaming.exceptions import ProviderConnectionError, ProviderError
 from streaming.providers.base import ChatMessage, ChatRequest, Hangup, Provider
 from tests.fake_upstream import VENDORS, FakeUpstream, Hold, Recorded, Reply, Vendor
 
@@ -74,7 +74,7 @@ def test_sync_close(upstream: FakeUpstream, vendor: Vendor) -> None:
     stream = start(upstream, vendor).stream(chat())
     assert [next(stream) for _ in vendor.partial_events("Hel")] == vendor.partial_events("Hel")
     since = time.monotonic()
-    stream.close()  # type: ignore[attr-defined]
+    stream.close()
     assert_hung_up_promptly(upstream.last, since)
 
 
@@ -86,7 +86,7 @@ def test_async_aclose(upstream: FakeUpstream, vendor: Vendor) -> None:
         expected = vendor.partial_events("Hel")
         assert [await anext(stream) for _ in expected] == expected
         since = time.monotonic()
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         await wait_for_hang_up(upstream.last)
         return since
 
@@ -146,23 +146,35 @@ def test_a_hang_up_from_another_thread_unblocks_the_read(upstream: FakeUpstream,
     assert not worker.is_alive()
     assert outcome["error"].code == "connection"
     assert_hung_up_promptly(upstream.last, since)
-    stream.close()  # type: ignore[attr-defined]
+    stream.close()
 
 
-def test_a_hang_up_before_the_response_opens(upstream: FakeUpstream, vendor: Vendor) -> None:
+@pytest.mark.parametrize("kept", [False, True], ids=["new connection", "kept connection"])
+def test_a_hang_up_before_the_response_opens(upstream: FakeUpstream, vendor: Vendor, kept: bool) -> None:
+    """A stop or a timeout while the model has not answered yet (thinking, or queued; up to the SDK's
+    600 s) ends the call at once under WSGI too, on a new connection as on one kept from a call before."""
+    provider = start(upstream, vendor)
+    if kept:
+        upstream.replies.clear()
+        upstream.enqueue(Reply.stream(vendor.complete("Done")))
+        assert TextDelta("Done") in list(provider.stream(chat()))
+    upstream.replies.clear()
+    upstream.enqueue(Reply(body=[*vendor.partial("Hel"), Hold(20.0)], delay=20.0))
     hangup = Hangup()
-    stream = start(upstream, vendor, delay=0.6).stream(chat(hangup))
+    stream = provider.stream(chat(hangup))
     events: list[Any] = []
     worker = threading.Thread(target=lambda: events.extend(collect_all(stream)), daemon=True)
     worker.start()
-    upstream.wait_for_request()
-    hangup.hang_up()  # the model has not answered yet: the call hangs up as soon as it does
-    worker.join(5.0)
+    while len(upstream.requests) < 1 + kept:
+        time.sleep(0.01)  # the request went out, and the model keeps silent
+    since = time.monotonic()
+    hangup.hang_up()
+    worker.join(PROMPT)
     assert not worker.is_alive()
-    # What arrived with the response headers may still come out; then the read fails.
-    assert isinstance(events[-1], ProviderError)
-    assert events[-1].code == "connection"
-    assert upstream.last.hung_up.wait(5.0)
+    assert [type(event) for event in events] == [ProviderConnectionError]
+    assert_hung_up_promptly(upstream.last, since)
+    if kept:
+        assert upstream.requests[1].peer == upstream.requests[0].peer
 
 
 def collect_all(stream: Iterator[Any]) -> list[Any]:

@@ -4,6 +4,7 @@ have their codes, and the API key never shows in an error or a provider's repr."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import traceback
 from collections.abc import Iterator
@@ -216,3 +217,39 @@ def test_a_chunk_of_an_odd_shape_is_a_malformed_stream(
     assert isinstance(exc, UpstreamError)  # not an AttributeError, TypeError or KeyError
     assert exc.code == "upstream"
     assert exc.message == "The model provider sent a stream that could not be read."
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("vendor", VENDORS, ids=vendor_ids)
+def test_a_request_is_sent_once_even_when_its_kept_connection_drops(
+    upstream: FakeUpstream, vendor: Vendor, mode: str
+) -> None:
+    """The server closes a kept connection as the request arrives: the request may have started a
+    generation, so the call fails (the relay's retry policy decides what comes next) and the upstream
+    saw it exactly once."""
+    upstream.enqueue(Reply.stream(vendor.complete("Hi")), Reply(unanswered=True))
+    provider = make(vendor, upstream.url + vendor.url_suffix)
+
+    async def twice() -> list[Any]:
+        return [await consume(provider) for _ in range(2)]
+
+    if mode == "sync":
+        outcomes = [collect(provider, chat(), "sync") for _ in range(2)]
+    else:
+        outcomes = asyncio.run(twice())
+    assert TextDelta("Hi") in outcomes[0][0] and outcomes[0][1] is None
+    assert isinstance(outcomes[1][1], ProviderError) and outcomes[1][1].code == "connection"
+    assert len(upstream.requests) == 2  # one generation per call
+    assert upstream.requests[1].peer == upstream.requests[0].peer  # the kept connection
+
+
+async def consume(provider: Provider) -> tuple[list[Any], Exception | None]:
+    """``collect``'s async way, on one event loop for several calls (so the async client keeps its
+    connection between them)."""
+    events: list[Any] = []
+    try:
+        async for event in provider.astream(chat()):
+            events.append(event)
+    except ProviderError as exc:
+        return events, exc
+    return events, None

@@ -125,9 +125,34 @@ def test_stop_request(server: LiveServer, upstream: FakeUpstream, vendor: Vendor
             assert stopped.status_code == 202, stopped.text
             after = [event for event in rest if event.type != "ping"]
         assert_upstream_hung_up(upstream, since)
-        # SPEC §5: an explicit stop ends with the metadata, then ``abort``.
+        # An explicit stop ends with the metadata, then ``abort``.
         assert [event.type for event in after] == ["text-end", "message-metadata", "abort", "[DONE]"]
         assert after[1].event["messageMetadata"]["status"] == "cancelled"
         assert after[2].event == {"type": "abort", "reason": "stopped"}
         reply = saved_reply(client, received[0].event["messageMetadata"]["conversationId"])
         assert (reply["status"], reply["content"]) == ("cancelled", "Hel")
+
+
+def test_stop_before_the_model_answers(server: LiveServer, upstream: FakeUpstream, vendor: Vendor) -> None:
+    """The model has not sent its response headers yet (thinking, or queued): a stop ends the upstream
+    call at once, under WSGI (a blocked thread) as under ASGI, not when the model finally answers."""
+    upstream.replies.clear()
+    upstream.enqueue(Reply(body=[*vendor.partial("Hel"), Hold(20.0)], delay=20.0))
+    before = len(upstream.requests)
+    with server.log_on_failure(), server.client() as client, server.client() as other_tab:
+        started = time.monotonic()
+        with post_chat(client, vendor) as response:
+            assert response.status_code == 200
+            events = stream_events(response, started)
+            opening = next(events)
+            assert opening.type == "start"  # (it leaves before the provider is called)
+            while len(upstream.requests) == before:
+                time.sleep(0.01)
+            since = time.monotonic()
+            stopped = other_tab.post(f"/api/messages/{opening.event['messageId']}/stop")
+            assert stopped.status_code == 202, stopped.text
+            after = [event.type for event in events if event.type != "ping"]
+        assert_upstream_hung_up(upstream, since)
+        assert after[-3:] == ["message-metadata", "abort", "[DONE]"]
+        reply = saved_reply(client, opening.event["messageMetadata"]["conversationId"])
+        assert (reply["status"], reply["content"]) == ("cancelled", "")

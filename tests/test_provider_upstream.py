@@ -196,7 +196,12 @@ def test_hang_up_before_and_after_a_response_opens() -> None:
 
 def test_sdk_clients_one_sync_and_one_per_loop() -> None:
     made: list[str] = []
-    clients: SDKClients[object, object] = SDKClients(lambda: made.append("sync") or object(), object)
+
+    def make_sync() -> object:
+        made.append("sync")
+        return object()
+
+    clients: SDKClients[object, object] = SDKClients(make_sync, object)
     assert clients.sync() is clients.sync()
     assert made == ["sync"]
 

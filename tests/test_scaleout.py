@@ -123,11 +123,13 @@ def test_a_reply_streamed_by_one_process_is_stopped_through_the_other(
 
         assert stopped.status_code == 202
         assert [r.type for r in rest][-3:] == ["message-metadata", "abort", "[DONE]"]
-        assert started + rest[-2].at - asked < 1.0
+        # Long before the reply's 7 s would have ended (a generous bound: a loaded machine took 1.3 s).
+        assert started + rest[-2].at - asked < 3.5
         conversation = opening[0].event["messageMetadata"]["conversationId"]
         [message] = assistant_messages(other, conversation)
     assert message["status"] == "cancelled"
     assert message["content"] and demo_reply(LONG).startswith(message["content"])
+    assert len(message["content"]) < len(demo_reply(LONG))  # stopped midway
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -149,9 +151,10 @@ def test_a_websocket_reply_is_stopped_through_the_wsgi_process(
 
         assert stopped.status_code == 202
         assert ending[-1][1] == {"type": "abort", "reason": "stopped"}
-        assert ending[-1][0] - asked < 1.0
+        assert ending[-1][0] - asked < 3.5  # long before the reply's 7 s would have ended
         [message] = assistant_messages(other, opening[0][1]["messageMetadata"]["conversationId"])
     assert message["status"] == "cancelled"
+    assert len(message["content"]) < len(demo_reply(LONG))  # stopped midway
 
 
 # -- resume through any process -----------------------------------------------------------------------
@@ -302,17 +305,20 @@ def killed_mid_reply(cluster: Cluster, kind: str) -> tuple[list[Received], float
     """A reply streamed by a server of ``kind`` that is SIGKILLed past a lease renewal: what its client
     read, and when the kill came."""
     victim = cluster.start(kind)
-    with victim.log_on_failure(), cluster.client(victim) as client:
-        with client.stream("POST", "/api/chat", json=chat(LONG)) as response:
-            events = stream_events(response, time.monotonic())
-            opening = until(events, "text-delta")
-            while opening[-1].at - opening[0].at < 1.5 * STALE_AFTER / 4:  # past a lease renewal
-                opening.append(next(events))
-            os.killpg(victim.process.pid, signal.SIGKILL)
-            killed = time.monotonic()
-            victim.process.wait(timeout=5)
-            with contextlib.suppress(httpx.HTTPError):
-                opening += list(events)
+    with (
+        victim.log_on_failure(),
+        cluster.client(victim) as client,
+        client.stream("POST", "/api/chat", json=chat(LONG)) as response,
+    ):
+        events = stream_events(response, time.monotonic())
+        opening = until(events, "text-delta")
+        while opening[-1].at - opening[0].at < 1.5 * STALE_AFTER / 4:  # past a lease renewal
+            opening.append(next(events))
+        os.killpg(victim.process.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        victim.process.wait(timeout=5)
+        with contextlib.suppress(httpx.HTTPError):
+            opening += list(events)
     assert not {"finish", "abort", "[DONE]"} & {r.type for r in opening}
     return opening, killed
 

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -54,7 +55,7 @@ def test_a_reply_costs_the_same_queries_whatever_its_length(user: Any) -> None:
             script.insert(at, Pause(0.01))
         ScriptedProvider.enqueue(script)
         with all_queries() as queries:
-            chunks = run(database.run(lambda tokens=tokens: ask(user, f"{tokens} tokens please")))
+            chunks = run(database.run(partial(ask, user, f"{tokens} tokens please")))
         deltas = [c["delta"] for c in chunks if c["type"] == "text-delta"]
         assert "".join(deltas) == "".join(f"w{i} " for i in range(tokens))
         assert len(deltas) >= (tokens // 200 if tokens > 200 else 1)
@@ -187,13 +188,13 @@ def stop_soon(message_id: str, delay: float = 0.1) -> None:
 
 
 def test_stop_keeps_the_partial_reply_as_cancelled(user: Any) -> None:
-    ScriptedProvider.enqueue([TextDelta("Partial "), Pause(5), TextDelta("never")])
+    ScriptedProvider.enqueue([TextDelta("Partial "), Pause(60), TextDelta("never")])
     reply = ask(user)
     stop_soon(reply.message_id)
     started = time.monotonic()
     chunks = run(reply)
 
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 30  # not the provider's minute of silence
     assert [c["type"] for c in chunks][-3:] == ["text-end", "message-metadata", "abort"]
     assert chunks[-1] == {"type": "abort", "reason": "stopped"}
     metadata = chunks[-2]["messageMetadata"]
@@ -380,13 +381,13 @@ def test_a_lease_renewal_does_not_hold_the_stream_up(user: Any, settings: Any) -
     next(batches)  # start
     release = threading.Event()
     for _ in range(app_settings.database_threads):
-        database.threads.submit(lambda: release.wait(10))
+        database.threads.submit(lambda: release.wait(60))
     try:
         started, texts = time.monotonic(), ""
         while "c" not in texts:
             texts += "".join(c["delta"] for c in next(batches) if c["type"] == "text-delta")
         assert texts == "abc"
-        assert time.monotonic() - started < 3  # not the 10 s the database threads are held
+        assert time.monotonic() - started < 30  # not the minute the database threads are held
         assert Message.objects.get(pk=reply.message_id).content == ""  # no renewal written yet
     finally:
         release.set()

@@ -145,7 +145,7 @@ def build_wheel(where: Path) -> Path:
         shutil.copy2(ROOT / name, source / name)
     shutil.copytree(ROOT / "streaming", source / "streaming", ignore=shutil.ignore_patterns("__pycache__"))
     wheels = where / "wheels"
-    pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", wheels, source]
+    pip: list[str | Path] = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", wheels, source]
     done = subprocess.run(pip, capture_output=True, text=True, timeout=300, env=outer_env())
     assert done.returncode == 0, done.stdout + done.stderr
     return wheels
@@ -233,7 +233,7 @@ def test_the_readmes_asgi_module_serves_the_site(site: Site) -> None:
 @pytest.fixture
 def runserver(site: Site, tmp_path: Path) -> Iterator[LiveServer]:
     """``manage.py runserver`` of the site (WSGI: a new project has no daphne)."""
-    command = [site.python, "manage.py", "runserver", "--noreload"]
+    command: list[str | Path] = [site.python, "manage.py", "runserver", "--noreload"]
     server = start_server(
         "runserver-wsgi",
         site.env,
@@ -288,5 +288,5 @@ def test_the_app_never_imports_the_demo_project() -> None:
             if isinstance(node, ast.ImportFrom) and node.level == 0:
                 names = [node.module or ""]
             if any(name == "project" or name.startswith("project.") for name in names):
-                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+                offenders.append(f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}")
     assert offenders == []

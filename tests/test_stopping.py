@@ -68,9 +68,11 @@ def test_a_quiet_poll_reads_one_key_however_many_replies_stream(cache: CountingC
     ids, events = watched(watcher, 200)
     time.sleep(POLL * 3)  # the first poll looks at the new replies' flags, once
     cache.keys.clear()
+    started = time.monotonic()
     time.sleep(POLL * 10)
+    polls = (time.monotonic() - started) / POLL  # (a loaded machine sleeps longer, and polls less often)
     assert cache.keys["get_many"] == 0
-    assert 3 <= cache.keys["get"] <= 12  # one read per poll
+    assert 1 <= cache.keys["get"] <= polls + 2  # one read per poll, not one per reply
     assert not any(event.is_set() for event in events.values())
     for message_id in ids:
         watcher.forget(message_id)

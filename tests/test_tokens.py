@@ -24,7 +24,7 @@ from tests.sse import parse_events, text_of
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def bearer(raw: str) -> dict[str, str]:
+def bearer(raw: str) -> dict[str, Any]:
     return {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
 
 
@@ -87,7 +87,7 @@ def test_a_token_reads_the_api_without_a_session(program: Client, raw: str) -> N
 
 def test_a_token_streams_a_reply_without_csrf(program: Client, raw: str, user: Any) -> None:
     body = {"message": "Hello from a script", "model": "demo:echo"}
-    response = program.post("/api/chat", body, content_type="application/json", **bearer(raw))
+    response: Any = program.post("/api/chat", body, content_type="application/json", **bearer(raw))
     assert response.status_code == 200
     events = parse_events(b"".join(response.streaming_content))
     assert 'You said: "Hello from a script"' in text_of(events)
@@ -106,7 +106,7 @@ def test_the_token_decides_whatever_the_session_says(raw: str, other_user: Any) 
     bobs_browser = Client(enforce_csrf_checks=True)
     bobs_browser.force_login(other_user)
     body = {"message": "Whose is this?", "model": "demo:echo"}
-    response = bobs_browser.post("/api/chat", body, content_type="application/json", **bearer(raw))
+    response: Any = bobs_browser.post("/api/chat", body, content_type="application/json", **bearer(raw))
     b"".join(response.streaming_content)
     assert Conversation.objects.get().owner.username == "alice"
 
@@ -150,15 +150,15 @@ def test_last_used_is_noted_without_a_write_per_request(program: Client, raw: st
     assert [q["sql"] for q in queries if q["sql"].startswith("UPDATE")] == []  # within the minute: no write
     ApiToken.objects.update(last_used_at=first - timedelta(minutes=2))
     program.get("/api/models", **bearer(raw))
-    assert ApiToken.objects.get().last_used_at > first
+    last_used = ApiToken.objects.get().last_used_at
+    assert last_used is not None and last_used > first
 
 
 def test_no_log_line_holds_a_token(program: Client, raw: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     body = {"message": "Hi", "model": "demo:echo"}
-    b"".join(
-        program.post("/api/chat", body, content_type="application/json", **bearer(raw)).streaming_content
-    )
+    answer: Any = program.post("/api/chat", body, content_type="application/json", **bearer(raw))
+    b"".join(answer.streaming_content)
     program.get("/api/models", **bearer(raw + "x"))  # logged as "Unauthorized: /api/models"
     ApiToken.objects.update(revoked_at=timezone.now())
     program.post("/api/chat", body, content_type="application/json", **bearer(raw))

@@ -5,10 +5,9 @@ framing, keep-alive, connections the server closed, timeouts, hang-ups, TLS, and
 from __future__ import annotations
 
 import asyncio
-import shutil
 import ssl
-import subprocess
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,9 @@ import httpx2
 import openai
 import pytest
 
-from streaming.providers.transport import LeanTransport, async_http_client
-from tests.conftest import require
+from streaming.providers.clients import async_http_client, tls_context
+from streaming.providers.transport import LeanTransport
+from tests.certificates import Authority, make_authority
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK = b"HTTP/1.1 200 OK\r\n"
@@ -63,7 +63,7 @@ def client(**kwargs: Any) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(transport=LeanTransport(**kwargs), timeout=5)
 
 
-Runner = Callable[[Callable[[], Awaitable[Any]]], Any]
+Runner = Callable[[Callable[[], Coroutine[Any, Any, Any]]], Any]
 
 
 @pytest.fixture(params=["asyncio", "uvloop"])
@@ -73,7 +73,7 @@ def run(request: pytest.FixtureRequest) -> Runner:
         return lambda main: asyncio.run(main())
     uvloop = pytest.importorskip("uvloop")
 
-    def on_uvloop(main: Callable[[], Awaitable[Any]]) -> Any:
+    def on_uvloop(main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # asyncio.run has none on 3.11
             return runner.run(main())
 
@@ -159,18 +159,45 @@ def test_a_connection_the_server_closed_while_idle_is_not_used_again(run: Runner
     assert run(main) == (["ok", "ok"], 2)
 
 
-def test_a_reused_connection_closed_as_the_request_went_out_is_retried_on_a_new_one(run: Runner) -> None:
+def test_a_kept_connection_closed_while_the_loop_was_busy_is_not_written_to(run: Runner) -> None:
+    """The server's close arrived, but the event loop had no chance to see it: the connection is
+    found closed before the request is written, and a new one carries it."""
+
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.write(OK + b"content-length: 2\r\n\r\nok")
-        await read_request(reader)  # the second request arrives, and the server closes unanswered
+        await writer.drain()
+        writer.close()
 
     async def main() -> tuple[list[str], int]:
         async with Server(handler) as server, client() as http:
-            texts = [(await http.get(server.url)).text, (await http.get(server.url)).text]
-            return texts, server.connections
+            first = await http.get(server.url)
+            await asyncio.sleep(0)  # (the response is read; the server closes after it)
+            time.sleep(0.2)  # busy: the close waits, unseen, on the socket
+            return [first.text, (await http.get(server.url)).text], server.connections
 
     assert run(main) == (["ok", "ok"], 2)
+
+
+def test_a_request_is_never_written_twice(run: Runner) -> None:
+    """A kept connection that the server closes as the request arrives: the request may have reached
+    the model, so the call fails instead of sending it again (a second generation, a second bill)."""
+    received: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await read_request(reader))
+        writer.write(OK + b"content-length: 2\r\n\r\nok")
+        received.append(await read_request(reader))  # the second request arrives, and the server closes
+
+    async def main() -> tuple[str, int]:
+        async with Server(handler) as server, client() as http:
+            first = await http.post(server.url + "/chat", content=b"{}")
+            with pytest.raises(httpx2.RemoteProtocolError):
+                await http.post(server.url + "/chat", content=b"{}")
+            return first.text, server.connections
+
+    assert run(main) == ("ok", 1)
+    assert len(received) == 2  # one generation per call
 
 
 @pytest.mark.parametrize(
@@ -276,7 +303,10 @@ def test_a_burst_comes_out_small_piece_first(framing: str, run: Runner) -> None:
 
     async def main() -> list[bytes]:
         async with Server(handler) as server, client() as http, http.stream("GET", server.url) as response:
-            await asyncio.sleep(0.2)  # the whole body is in the connection's buffer
+            buffer = response.extensions["network_stream"].buffer
+            whole = len(b"".join(tokens))
+            while not (buffer.endswith(b"0\r\n\r\n") if framing == "chunked" else len(buffer) >= whole):
+                await asyncio.sleep(0.01)  # until the whole body is in the connection's buffer
             return [part async for part in response.aiter_raw()]
 
     parts = run(main)
@@ -287,38 +317,127 @@ def test_a_burst_comes_out_small_piece_first(framing: str, run: Runner) -> None:
     assert sizes[1] > sizes[0]
 
 
-def self_signed(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """A certificate for localhost: the server's context, and a client context that trusts it."""
-    require(shutil.which("openssl") is not None, "the openssl command makes the test certificate")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(cert, key)
-    return server, ssl.create_default_context(cafile=str(cert))
+@pytest.fixture
+def authority(tmp_path: Path) -> Authority:
+    return make_authority(tmp_path)
 
 
-def test_tls_verifies_the_server(tmp_path: Path, run: Runner) -> None:
-    server_tls, trusting = self_signed(tmp_path)
-
+def test_tls_verifies_the_server_with_the_configured_ca(authority: Authority, run: Runner) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.write(OK + b"content-length: 6\r\n\r\nsecret")
         await writer.drain()
 
     async def main() -> str:
-        async with Server(handler, tls=server_tls) as server:
-            async with client() as untrusting:  # the public CAs do not know this certificate
+        async with Server(handler, tls=authority.server_context()) as server:
+            async with client() as untrusting:  # the public CAs do not know this one
                 with pytest.raises(httpx2.ConnectError):
                     await untrusting.get(server.url)
-            async with client(ssl_context=trusting) as http:
+            async with client(ssl_context=tls_context({"verify": str(authority.ca)})) as http:
                 return (await http.get(server.url)).text
 
     assert run(main) == "secret"
+
+
+def test_tls_sends_the_configured_client_certificate(authority: Authority, run: Runner) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(OK + b"content-length: 2\r\n\r\nin")
+        await writer.drain()
+
+    async def main() -> str:
+        async with Server(handler, tls=authority.server_context(require_client_cert=True)) as server:
+            without = tls_context({"verify": str(authority.ca)})
+            async with client(ssl_context=without) as http:
+                with pytest.raises((httpx2.ConnectError, httpx2.ReadError, httpx2.RemoteProtocolError)):
+                    await http.get(server.url)  # (TLS 1.3 refuses it after the handshake, at the first read)
+            cert = [str(authority.client_cert), str(authority.client_key)]
+            async with client(ssl_context=tls_context({"verify": str(authority.ca), "cert": cert})) as http:
+                return (await http.get(server.url)).text
+
+    assert run(main) == "in"
+
+
+def test_ssl_cert_file_is_trusted(authority: Authority, monkeypatch: pytest.MonkeyPatch, run: Runner) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(authority.ca))
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(OK + b"content-length: 2\r\n\r\nok")
+        await writer.drain()
+
+    async def main() -> str:
+        async with Server(handler, tls=authority.server_context()) as server, client() as http:
+            return (await http.get(server.url)).text
+
+    assert run(main) == "ok"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"x-note": "a\r\nx-injected: yes"}, {"x-note": "a\nGET /admin HTTP/1.1"}, {"bad name": "v"}],
+    ids=["crlf", "lf", "space in name"],
+)
+def test_a_header_that_would_inject_another_is_refused(headers: dict[str, str], run: Runner) -> None:
+    received: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.read(1000))
+
+    async def main() -> None:
+        async with Server(handler) as server, client() as http:
+            with pytest.raises(httpx2.LocalProtocolError):
+                await http.post(server.url, content=b"{}", headers=headers)
+
+    run(main)
+    assert received == []  # nothing was sent
+
+
+def test_connections_per_origin_are_capped_and_a_request_waits_for_one(run: Runner) -> None:
+    release = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(OK + b"transfer-encoding: chunked\r\n\r\n2\r\nok\r\n")
+            await writer.drain()
+            await release.wait()
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+
+    async def main() -> tuple[str, int]:
+        async with Server(handler) as server:
+            http = httpx2.AsyncClient(transport=LeanTransport(max_connections=2), timeout=5)
+            async with http:
+                streams = [
+                    await http.send(http.build_request("GET", server.url), stream=True) for _ in range(2)
+                ]
+                with pytest.raises(httpx2.PoolTimeout):
+                    await http.get(server.url, timeout=httpx2.Timeout(5, pool=0.2))
+                third = asyncio.ensure_future(http.get(server.url))
+                await asyncio.sleep(0.05)
+                assert not third.done()  # waiting for a connection
+                release.set()
+                for stream in streams:
+                    await stream.aread()
+                    await stream.aclose()
+                return (await third).text, server.connections
+
+    assert run(main) == ("ok", 2)
+
+
+def test_a_server_that_takes_no_request_is_a_write_timeout(run: Runner) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)  # reads nothing: the socket buffers fill up
+
+    async def main() -> None:
+        async with Server(handler) as server, client() as http:
+            with pytest.raises(httpx2.WriteTimeout):
+                await http.post(
+                    server.url, content=b"x" * (64 * 1024 * 1024), timeout=httpx2.Timeout(5, write=0.3)
+                )
+
+    run(main)
 
 
 def test_a_proxy_in_the_environment_keeps_the_sdk_transport(monkeypatch: pytest.MonkeyPatch) -> None:

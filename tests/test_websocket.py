@@ -15,7 +15,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from project.asgi import application
-from streaming import consumers
+from streaming import consumers, services
 from streaming.events import Finish, TextDelta, Usage
 from streaming.exceptions import MessageTooLong, RateLimited
 from streaming.models import Conversation, Message
@@ -26,6 +26,7 @@ from tests.sse import parse_events, types
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ORIGIN = (b"origin", b"http://testserver")
+HOST = (b"host", b"testserver")  # (a browser sends both: the page's origin, and the host it connects to)
 CHAT = {"type": "chat", "message": "Hi", "model": "scripted:model-a"}
 ENDINGS = ("finish", "abort")
 
@@ -33,7 +34,7 @@ ENDINGS = ("finish", "abort")
 def session_headers(user: Any) -> list[tuple[bytes, bytes]]:
     client = Client()
     client.force_login(user)
-    return [ORIGIN, (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+    return [ORIGIN, HOST, (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
 
 
 def run(scenario: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
@@ -67,7 +68,12 @@ async def frames_until(socket: WebsocketCommunicator, kind: str) -> list[dict[st
 
 def test_a_reply_arrives_as_the_sse_chunks_one_per_frame(user: Any, api: Client) -> None:
     # (a pause: tokens that arrive together would be merged, at a moment that depends on timing)
-    script = [TextDelta("Hel"), Pause(0.05), TextDelta("lo"), Usage(input_tokens=7, output_tokens=2)]
+    script: list[Any] = [
+        TextDelta("Hel"),
+        Pause(0.05),
+        TextDelta("lo"),
+        Usage(input_tokens=7, output_tokens=2),
+    ]
     script.append(Finish())
     ScriptedProvider.enqueue(script)
     ScriptedProvider.enqueue(script)
@@ -82,7 +88,7 @@ def test_a_reply_arrives_as_the_sse_chunks_one_per_frame(user: Any, api: Client)
         return frames
 
     frames = run(scenario)
-    response = api.post("/api/chat", CHAT, content_type="application/json")
+    response: Any = api.post("/api/chat", CHAT, content_type="application/json")
     sse = parse_events(b"".join(response.streaming_content))
 
     assert types(frames) == types(sse)[:-1]  # the same chunks, without [DONE]
@@ -284,7 +290,7 @@ def test_one_reply_at_a_time(user: Any) -> None:
 
 def test_a_socket_without_a_logged_in_user_is_closed_with_4401() -> None:
     async def scenario() -> dict[str, Any]:
-        socket = WebsocketCommunicator(application, "/ws/chat/", headers=[ORIGIN])
+        socket = WebsocketCommunicator(application, "/ws/chat/", headers=[ORIGIN, HOST])
         ok, _ = await socket.connect()
         assert ok  # accepted, so that the close code reaches the browser
         closed = await socket.receive_output()
@@ -299,8 +305,8 @@ def test_a_socket_without_a_logged_in_user_is_closed_with_4401() -> None:
 
 @pytest.mark.parametrize("origin", [b"http://evil.example", None])
 def test_a_page_of_another_site_cannot_connect(user: Any, origin: bytes | None) -> None:
-    cookie = session_headers(user)[1]
-    headers = [cookie] if origin is None else [(b"origin", origin), cookie]
+    cookie = session_headers(user)[2]
+    headers = [HOST, cookie] if origin is None else [(b"origin", origin), HOST, cookie]
 
     async def scenario() -> bool:
         socket = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
@@ -333,14 +339,14 @@ def test_a_client_that_goes_away_stops_the_reply_and_it_is_saved_as_cancelled(
 def test_a_client_that_goes_away_while_the_reply_starts_leaves_nothing_streaming(
     user: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_start = consumers.services.start_reply
+    real_start = services.start_reply
 
     def slow_start(*args: Any) -> Any:
         reply = real_start(*args)
         time.sleep(0.3)
         return reply
 
-    monkeypatch.setattr(consumers.services, "start_reply", slow_start)
+    monkeypatch.setattr(services, "start_reply", slow_start)
     headers = session_headers(user)
 
     async def scenario() -> None:
@@ -405,3 +411,68 @@ def test_a_send_that_fails_as_the_client_leaves_saves_the_reply_quietly(
     message = Message.objects.get(role="assistant")
     assert (message.status, message.error_code) == ("cancelled", "disconnected")
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def closed_with(app: Any, headers: list[tuple[bytes, bytes]], scheme: str = "ws") -> dict[str, Any]:
+    """What a socket opened with ``headers`` gets first: a frame, or the close of a refused socket."""
+
+    async def scenario() -> dict[str, Any]:
+        socket = WebsocketCommunicator(app, "/ws/chat/", headers=headers)
+        socket.scope["scheme"] = scheme
+        ok, _ = await socket.connect()
+        assert ok  # accepted, so that the close code reaches the browser
+        await socket.send_json_to(CHAT)
+        output: dict[str, Any] = await socket.receive_output(3)
+        await socket.wait()
+        return output
+
+    return run(scenario)  # type: ignore[no-any-return]
+
+
+#: The demo project's routing without channels' ``AllowedHostsOriginValidator``: a project that forgot it.
+def without_validator() -> Any:
+    from channels.auth import AuthMiddlewareStack
+    from channels.routing import URLRouter
+
+    from streaming.routing import websocket_urlpatterns
+
+    return AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [b"http://testserver:9999", b"https://testserver", b"http://testserver.evil.example", b"null"],
+)
+def test_another_scheme_or_port_of_the_host_is_refused_with_4403(user: Any, origin: bytes) -> None:
+    """channels' validator compares host names only: the consumer checks the whole origin, as Django's
+    CSRF check does for the HTTP API (another port of the host may be another site)."""
+    headers = [(b"origin", origin), *session_headers(user)[1:]]
+    # (the demo's routing refuses the last two at the handshake already: its validator knows the host)
+    apps = [application, without_validator()] if b"testserver:" in origin or b"https" in origin else []
+    for app in apps or [without_validator()]:
+        assert closed_with(app, headers) == {"type": "websocket.close", "code": 4403}
+    assert consumers.CLOSE_FORBIDDEN_ORIGIN == 4403
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize("origin", [b"http://evil.example", None])
+def test_without_channels_validator_a_cross_site_page_is_refused(user: Any, origin: bytes | None) -> None:
+    headers = session_headers(user)[1:]
+    if origin is not None:
+        headers.insert(0, (b"origin", origin))
+    assert closed_with(without_validator(), headers) == {"type": "websocket.close", "code": 4403}
+    assert not Message.objects.exists()
+
+
+def test_the_sites_own_origin_over_tls_and_trusted_origins_may_chat(user: Any, settings: Any) -> None:
+    settings.CSRF_TRUSTED_ORIGINS = ["https://chat.example.com", "https://*.example.org"]
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "chat.example.com", ".example.org"]
+    cookie = session_headers(user)[2]
+    cases = [
+        ([(b"origin", b"https://testserver"), HOST, cookie], "wss"),  # the page over TLS, and its socket
+        ([(b"origin", b"https://chat.example.com"), HOST, cookie], "ws"),
+        ([(b"origin", b"https://app.example.org"), HOST, cookie], "ws"),
+    ]
+    for headers, scheme in cases:
+        ScriptedProvider.enqueue([TextDelta("Hi"), Finish()])
+        assert closed_with(without_validator(), headers, scheme)["type"] == "websocket.send"

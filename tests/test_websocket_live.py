@@ -126,3 +126,21 @@ def test_a_socket_from_another_site_is_refused(
     with server.log_on_failure(), pytest.raises(InvalidStatus) as refused:
         open_socket(server.url, cookies(http), origin=origin)
     assert refused.value.response.status_code == 403
+
+
+@pytest.mark.parametrize("other", ["http://127.0.0.1:9999", "https://{host}"])
+def test_another_scheme_or_port_of_the_host_is_closed_with_4403(
+    server: LiveServer, http: httpx.Client, other: str
+) -> None:
+    """The host is allowed (channels' validator lets it through), but the page's origin is not the
+    site's: another port or scheme of a host may be another site."""
+    origin = other.format(host=server.url.removeprefix("http://"))
+    with (
+        server.log_on_failure(),
+        open_socket(server.url, cookies(http), origin=origin) as socket,
+        pytest.raises(ConnectionClosed) as closed,
+    ):
+        send(socket, chat("Hello?"))
+        socket.recv(timeout=5)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4403

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.signals import setting_changed
@@ -11,8 +12,9 @@ from django.utils.module_loading import import_string
 from streaming.conf import app_settings
 from streaming.providers.base import ChatMessage, ChatRequest, Provider
 
-__all__ = ["ChatMessage", "ChatRequest", "Provider", "get_provider"]
+__all__ = ["ChatMessage", "ChatRequest", "Provider", "get_provider", "load_configured"]
 
+logger = logging.getLogger(__name__)
 _instances: dict[str, Provider] = {}
 
 
@@ -27,6 +29,17 @@ def get_provider(name: str) -> Provider:
     instance: Provider = backend(name, config.get("OPTIONS") or {})
     _instances[name] = instance
     return instance
+
+
+def load_configured() -> None:
+    """Make every configured provider now, and so import its SDK: at start-up (``AppConfig.ready``), not
+    on an ASGI worker's event loop at its first reply, where an import of a second or more would stall
+    every stream. A backend that cannot be made is left to the system check (``streaming.E001``)."""
+    for name in app_settings.providers:
+        try:
+            get_provider(name)
+        except Exception:
+            logger.debug("streaming: provider %r could not be made at start-up", name, exc_info=True)
 
 
 @receiver(setting_changed)

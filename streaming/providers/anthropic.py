@@ -1,12 +1,13 @@
 """Anthropic Messages streaming, with extended thinking streamed as reasoning.
 
-The SDK builds and authenticates the request and classifies HTTP errors; the event stream is read from
-its raw response (``with_streaming_response``) and parsed with orjson.
+The request, the stream, the hang-up and the failures are ``streaming.providers.http_sse``'s; this module
+gives the body and the mapping from Messages stream events to events (parsed with orjson).
 
 ``OPTIONS`` (all optional):
 
 * ``base_url``: else ``$ANTHROPIC_BASE_URL``, else Anthropic's own; ``api_key_env`` (default
-  ``ANTHROPIC_API_KEY``); ``timeout`` (seconds, SDK default 600); ``headers``.
+  ``ANTHROPIC_API_KEY``); ``timeout`` (seconds, SDK default 600); ``headers``; ``verify``, ``cert``,
+  ``sdk_transport``, ``max_line_bytes``: see ``HTTPSSEProvider``.
 * ``max_tokens``: the reply's token limit when the request sets none (default 4096).
 * ``thinking_budget``: thinking tokens when a reply asks for reasoning (default 2048, at least 1024);
   ``max_tokens`` is raised by the budget so the visible reply keeps its limit. ``thinking_type``:
@@ -17,32 +18,16 @@ its raw response (``with_streaming_response``) and parsed with orjson.
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import aclosing, closing
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import anthropic
 import orjson
 
 from streaming.events import Event, Finish, ReasoningDelta, TextDelta, Usage
-from streaming.exceptions import ProviderConnectionError, ProviderError, ProviderTimeout
-from streaming.providers.base import ChatRequest, Provider
-from streaming.providers.sse_lines import aiter_sse, iter_sse
-from streaming.providers.transport import async_http_client
-from streaming.providers.upstream import (
-    ErrorEvent,
-    SDKClients,
-    as_text,
-    common_error,
-    malformed,
-    missing_key,
-    notify_open,
-    redacted,
-    status_error,
-    transport_classes,
-    truncated,
-)
+from streaming.providers.base import ChatRequest
+from streaming.providers.http_sse import SDK, HTTPSSEProvider
+from streaming.providers.upstream import ErrorEvent, as_text, malformed, truncated
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_MAX_TOKENS = 4096
@@ -136,7 +121,8 @@ class MessageEvents:
 
 
 def usage_from(usage: Mapping[str, int], *, partial: bool = False) -> Usage:
-    """Anthropic counts cache reads and writes apart from ``input_tokens``: SPEC §2 adds them up."""
+    """Anthropic counts cache reads and writes apart from ``input_tokens``; a normalized ``input_tokens``
+    counts all input (``streaming.events.Usage``), so they are added in."""
     cache_read = usage.get("cache_read_input_tokens", 0)
     cache_write = usage.get("cache_creation_input_tokens", 0)
     return Usage(
@@ -149,36 +135,19 @@ def usage_from(usage: Mapping[str, int], *, partial: bool = False) -> Usage:
     )
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(HTTPSSEProvider):
     """Claude models over the Anthropic SDK's Messages API."""
 
     key_env: ClassVar[tuple[str, ...]] = ("ANTHROPIC_API_KEY",)
+    sdk = SDK(anthropic, anthropic.Anthropic, anthropic.AsyncAnthropic, anthropic.AnthropicError)
+    path = "/v1/messages"
+    default_base_url = DEFAULT_BASE_URL
+    base_url_env = "ANTHROPIC_BASE_URL"
 
-    def __init__(self, name: str, options: dict[str, Any] | None = None) -> None:
-        super().__init__(name, options)
-        self._clients: SDKClients[anthropic.Anthropic, anthropic.AsyncAnthropic] = SDKClients(
-            lambda: anthropic.Anthropic(**self._client_options()),
-            lambda: anthropic.AsyncAnthropic(
-                **self._client_options(), **async_http_client(anthropic.DefaultAsyncHttpxClient, self.options)
-            ),
-        )
+    def chunks(self) -> MessageEvents:
+        return MessageEvents()
 
-    def base_url(self) -> str:
-        env = self.options.get("base_url_env", "ANTHROPIC_BASE_URL")
-        return str(self.options.get("base_url") or os.environ.get(env) or DEFAULT_BASE_URL)
-
-    def _client_options(self) -> dict[str, Any]:
-        key = (self.api_key() or "").strip()  # a stray newline would make an invalid header
-        if not key:
-            raise missing_key(self.name, self.key_variables())
-        options: dict[str, Any] = {"api_key": key, "base_url": self.base_url(), "max_retries": 0}
-        if "timeout" in self.options:
-            options["timeout"] = float(self.options["timeout"])
-        if self.options.get("headers"):
-            options["default_headers"] = dict(self.options["headers"])
-        return options
-
-    def _params(self, request: ChatRequest) -> dict[str, Any]:
+    def body(self, request: ChatRequest) -> dict[str, Any]:
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
         max_tokens = int(request.max_output_tokens or self.options.get("max_tokens", DEFAULT_MAX_TOKENS))
         params: dict[str, Any] = {
@@ -200,8 +169,7 @@ class AnthropicProvider(Provider):
         params["max_tokens"] = max_tokens
         if self.options.get("cache_control"):
             params["cache_control"] = dict(self.options["cache_control"])
-        if self.options.get("extra_body"):
-            params["extra_body"] = dict(self.options["extra_body"])
+        params.update(self.options.get("extra_body") or {})
         return params
 
     def output_token_limit(self, reasoning: bool) -> int:
@@ -210,52 +178,3 @@ class AnthropicProvider(Provider):
         if reasoning and self.options.get("thinking_type", "enabled") != "adaptive":
             limit += max(1024, int(self.options.get("thinking_budget", DEFAULT_THINKING_BUDGET)))
         return limit
-
-    def _error(self, exc: Exception) -> ProviderError:
-        """The one way a failure leaves ``stream``/``astream``: a ``ProviderError`` without the key, which
-        an error body or an ``event: error`` may quote."""
-        secrets = [self.api_key()]
-        if isinstance(exc, anthropic.APIStatusError):
-            error = status_error(exc.status_code, exc.body, headers=exc.response.headers, secrets=secrets)
-        elif isinstance(exc, anthropic.APITimeoutError):
-            error = ProviderTimeout()
-        elif isinstance(exc, anthropic.APIConnectionError):
-            error = ProviderConnectionError()
-        else:
-            error = common_error(exc, secrets)
-        return redacted(error, secrets)
-
-    def stream(self, request: ChatRequest) -> Iterator[Event]:
-        try:
-            client = self._clients.sync()
-            with client.messages.with_streaming_response.create(**self._params(request)) as response:
-                notify_open(request, response.http_response)
-                messages = MessageEvents()
-                with closing(iter_sse(response.http_response.iter_bytes())) as events:
-                    for _name, data in events:
-                        yield from messages.feed(data)
-                yield from messages.end()
-        except _failures() as exc:
-            raise self._error(exc) from None
-
-    async def astream(self, request: ChatRequest) -> AsyncIterator[Event]:
-        try:
-            client = self._clients.for_loop()
-            params = self._params(request)
-            async with client.messages.with_streaming_response.create(**params) as response:
-                notify_open(request, response.http_response)
-                messages = MessageEvents()
-                async with aclosing(aiter_sse(response.http_response)) as events:
-                    async for batch in events:
-                        for _name, data in batch:
-                            for event in messages.feed(data):
-                                yield event
-                for event in messages.end():
-                    yield event
-        except _failures() as exc:
-            raise self._error(exc) from None
-
-
-def _failures() -> tuple[type[Exception], ...]:
-    """What the SDK and the stream may raise; each becomes a ``ProviderError``."""
-    return (ProviderError, ErrorEvent, anthropic.AnthropicError, orjson.JSONDecodeError, *transport_classes())

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -42,11 +42,13 @@ class Hangup:
     """A provider call's cancellation hook: lets any thread hang up its upstream connection, even while
     the call's own thread is blocked reading it.
 
-    The provider calls ``opened(close)`` when an upstream response opens (once per HTTP call: a retry
-    opens again), with a thread-safe function that shuts that response's connection down. Whoever
-    drives the call calls ``hang_up()`` to end it: the blocked read fails at once and the upstream
-    sees the hang-up, so a stopped reply stops costing money. A hang-up that comes before the
-    response opens takes effect as soon as it does.
+    The provider calls ``opened(close)`` with a thread-safe function that shuts the call's connection
+    down: as soon as the request is written on it (the sync clients' transport does so:
+    ``streaming.providers.clients.calling``), and again when the response opens, with a function that
+    leaves the connection alone once the response is over (it may serve another call by then).
+    Whoever drives the call calls ``hang_up()`` to end it: the blocked read fails at once and the
+    upstream sees the hang-up, so a stopped reply stops costing money, even while the model has not
+    answered yet. A hang-up that comes before anything opened takes effect as soon as something does.
     """
 
     __slots__ = ("_close", "_lock", "hung_up")
@@ -122,8 +124,10 @@ class Provider:
         limit = self.options.get("max_output_tokens") or self.options.get("max_tokens")
         return int(limit) if limit else None
 
-    def stream(self, request: ChatRequest) -> Iterator[Event]:
+    def stream(self, request: ChatRequest) -> Generator[Event, None, None]:
+        """The events of one call, on the calling thread (WSGI): a generator, closed early to hang up."""
         raise NotImplementedError
 
-    def astream(self, request: ChatRequest) -> AsyncIterator[Event]:
+    def astream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+        """The events of one call, on the event loop (ASGI): an async generator, closed early to hang up."""
         raise NotImplementedError

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Generator
 
 from streaming.events import Event, Finish, ReasoningDelta, TextDelta, Usage, estimate_tokens
 from streaming.providers.base import ChatRequest, Provider
@@ -69,7 +69,7 @@ class DemoProvider(Provider):
     def _first_token_delay(self) -> float:
         return max(0.0, float(self.options.get("first_token_delay", 0)))
 
-    def stream(self, request: ChatRequest) -> Iterator[Event]:
+    def stream(self, request: ChatRequest) -> Generator[Event, None, None]:
         tokens, reasoning, usage = self._script(request)
         delay = self._delay()
         if pause := self._first_token_delay():
@@ -85,7 +85,7 @@ class DemoProvider(Provider):
         yield usage
         yield Finish("stop")
 
-    async def astream(self, request: ChatRequest) -> AsyncIterator[Event]:
+    async def astream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
         tokens, reasoning, usage = self._script(request)
         delay = self._delay()
         if pause := self._first_token_delay():

@@ -9,7 +9,8 @@ at the outer generator), so ``stream``/``astream`` close them themselves.
 
 * ``base_url``: else ``$GOOGLE_GEMINI_BASE_URL``, else Google's; ``api_version`` (SDK default, ``v1``;
   ``v1beta`` for preview features); ``api_key_env`` (default ``GEMINI_API_KEY``, then ``GOOGLE_API_KEY``).
-* ``timeout``: seconds for connecting and for each read (default 600); ``headers``.
+* ``timeout``: seconds for connecting and for each read (default 600); ``headers``; ``verify`` and
+  ``cert`` (TLS) and ``max_line_bytes`` (default 8 MB), as for ``HTTPSSEProvider``.
 * ``max_output_tokens``; ``thinking_budget`` / ``thinking_level`` sent with ``include_thoughts`` when a
   reply asks for reasoning.
 * ``automatic_continuation``: let the SDK resume long replies in further requests (default False:
@@ -19,7 +20,7 @@ at the outer generator), so ``stream``/``astream`` close them themselves.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from contextvars import ContextVar
 from typing import Any, ClassVar
 
@@ -30,6 +31,8 @@ from google.genai import errors, types
 from streaming.events import Event, Finish, ReasoningDelta, TextDelta, Usage
 from streaming.exceptions import ProviderError
 from streaming.providers.base import ChatRequest, Provider
+from streaming.providers.clients import HangupTransport, calling, tls_context
+from streaming.providers.sse_lines import MAX_LINE, limit_lines
 from streaming.providers.upstream import (
     SDKClients,
     common_error,
@@ -127,13 +130,15 @@ def usage_from(usage: types.GenerateContentResponseUsageMetadata, *, partial: bo
 class _OpenedResponses:
     """The HTTP responses one call opened, recorded by the clients' response hook while it runs."""
 
-    def __init__(self, request: ChatRequest) -> None:
+    def __init__(self, request: ChatRequest, max_line: int) -> None:
         self.request = request
+        self.max_line = max_line
         self.responses: list[Any] = []
 
     def add(self, response: Any) -> None:
         self.responses.append(response)
         notify_open(self.request, response)
+        limit_lines(response, self.max_line)  # (the SDK reads the stream's lines itself)
 
     def hang_up(self) -> None:
         # Synchronous, so it happens even if the task is cancelled again while closing.
@@ -168,7 +173,8 @@ def _next(chunks: Iterator[types.GenerateContentResponse], opened: _OpenedRespon
     # Set around each step (not the whole loop): the consumer may resume the generator from another context.
     token = _opened.set(opened)
     try:
-        return next(chunks, None)
+        with calling(opened.request.hangup):  # the SDK sends the request at the first step
+            return next(chunks, None)
     except _UNREADABLE:
         raise malformed() from None
     finally:
@@ -192,10 +198,20 @@ class GeminiProvider(Provider):
 
     def __init__(self, name: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(name, options)
+        tls = tls_context(self.options)
         self._clients: SDKClients[genai.Client, genai.Client] = SDKClients(
-            lambda: self._client(httpx_client=httpx2.Client(event_hooks={"response": [_record]})),
-            lambda: self._client(httpx_async_client=httpx2.AsyncClient(event_hooks={"response": [_arecord]})),
+            lambda: self._client(
+                httpx_client=httpx2.Client(
+                    transport=HangupTransport(tls), event_hooks={"response": [_record]}
+                )
+            ),
+            lambda: self._client(
+                httpx_async_client=httpx2.AsyncClient(
+                    verify=tls or True, event_hooks={"response": [_arecord]}
+                )
+            ),
         )
+        self.max_line = int(self.options.get("max_line_bytes", MAX_LINE))
 
     def base_url(self) -> str | None:
         env = self.options.get("base_url_env", "GOOGLE_GEMINI_BASE_URL")
@@ -256,8 +272,8 @@ class GeminiProvider(Provider):
             error = common_error(exc, secrets)
         return redacted(error, secrets)
 
-    def stream(self, request: ChatRequest) -> Iterator[Event]:
-        opened = _OpenedResponses(request)
+    def stream(self, request: ChatRequest) -> Generator[Event, None, None]:
+        opened = _OpenedResponses(request, self.max_line)
         try:
             chunks = self._clients.sync().models.generate_content_stream(**self._params(request))
             mapper = GeminiChunks()
@@ -271,8 +287,8 @@ class GeminiProvider(Provider):
         except _failures() as exc:
             raise self._error(exc) from None
 
-    async def astream(self, request: ChatRequest) -> AsyncIterator[Event]:
-        opened = _OpenedResponses(request)
+    async def astream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+        opened = _OpenedResponses(request, self.max_line)
         try:
             models = self._clients.for_loop().aio.models
             chunks = await models.generate_content_stream(**self._params(request))

@@ -1,8 +1,8 @@
 """OpenAI Chat Completions, and every server that speaks it (Groq, DeepSeek, Ollama, vLLM, OpenRouter...).
 
-The SDK sends and authenticates the request (its ``client.post``: base URL, headers, timeouts) and
-classifies HTTP errors; the body is built here, and the stream is read from the SDK's raw response
-and parsed with orjson, about six times cheaper than the SDK's per-chunk objects.
+The request, the stream, the hang-up and the failures are ``streaming.providers.http_sse``'s; this module
+gives the body and the mapping from Chat Completions chunks to events (parsed with orjson, about six
+times cheaper than the SDK's per-chunk objects).
 
 ``OPTIONS`` (all optional):
 
@@ -10,7 +10,8 @@ and parsed with orjson, about six times cheaper than the SDK's per-chunk objects
   by ``base_url_env``); else OpenAI's own.
 * ``api_key_env``: the variable holding the key (default ``OPENAI_API_KEY``); ``require_api_key``:
   False for local servers that need none.
-* ``timeout``: seconds for connecting and for each read (SDK default 600); ``headers``: extra headers.
+* ``timeout``: seconds for connecting and for each read (SDK default 600); ``headers``: extra headers;
+  ``verify``, ``cert``, ``sdk_transport``, ``max_line_bytes``: see ``HTTPSSEProvider``.
 * ``max_output_tokens`` and ``max_tokens_param`` (``"max_completion_tokens"``, or ``"max_tokens"`` for
   servers that only know the old name).
 * ``reasoning_effort``: sent when a reply asks for reasoning (o-series, gpt-5).
@@ -19,33 +20,16 @@ and parsed with orjson, about six times cheaper than the SDK's per-chunk objects
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import aclosing, closing
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import httpx2
 import openai
 import orjson
 
 from streaming.events import Event, Finish, ReasoningDelta, TextDelta, Usage
-from streaming.exceptions import ProviderConnectionError, ProviderError, ProviderTimeout
-from streaming.providers.base import ChatRequest, Provider
-from streaming.providers.sse_lines import aiter_sse, iter_sse
-from streaming.providers.transport import async_http_client
-from streaming.providers.upstream import (
-    ErrorEvent,
-    SDKClients,
-    as_text,
-    common_error,
-    malformed,
-    missing_key,
-    notify_open,
-    redacted,
-    status_error,
-    transport_classes,
-    truncated,
-)
+from streaming.providers.base import ChatRequest
+from streaming.providers.http_sse import SDK, HTTPSSEProvider
+from streaming.providers.upstream import ErrorEvent, as_text, malformed, truncated
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -133,51 +117,28 @@ class ChatCompletionChunks:
         return events
 
 
-def not_a_stream(data: bytes) -> Exception:
-    """What a JSON body says where the stream should be: some compatible servers answer an error this
-    way, with status 200 (vLLM's shape has no ``error`` key, but ``"object": "error"``)."""
-    body = orjson.loads(data)
-    if isinstance(body, dict) and (body.get("error") or body.get("object") == "error"):
-        return ErrorEvent(body, where="instead of a stream")
-    return malformed()
-
-
-class OpenAIProvider(Provider):
+class OpenAIProvider(HTTPSSEProvider):
     """Chat Completions over the OpenAI SDK; any OpenAI-compatible server through ``base_url``."""
 
     key_env: ClassVar[tuple[str, ...]] = ("OPENAI_API_KEY",)
-
-    def __init__(self, name: str, options: dict[str, Any] | None = None) -> None:
-        super().__init__(name, options)
-        self._clients: SDKClients[openai.OpenAI, openai.AsyncOpenAI] = SDKClients(
-            lambda: openai.OpenAI(**self._client_options()),
-            lambda: openai.AsyncOpenAI(
-                **self._client_options(), **async_http_client(openai.DefaultAsyncHttpxClient, self.options)
-            ),
-        )
+    sdk = SDK(openai, openai.OpenAI, openai.AsyncOpenAI, openai.OpenAIError)
+    path = "/chat/completions"
+    default_base_url = DEFAULT_BASE_URL
+    base_url_env = "OPENAI_BASE_URL"
 
     def needs_api_key(self) -> bool:
         # A local server (Ollama, vLLM) takes calls without one.
         return super().needs_api_key() and bool(self.options.get("require_api_key", True))
 
-    def base_url(self) -> str:
-        env = self.options.get("base_url_env", "OPENAI_BASE_URL")
-        return str(self.options.get("base_url") or os.environ.get(env) or DEFAULT_BASE_URL)
+    def key(self) -> str:
+        if not self.options.get("require_api_key", True) and not (self.api_key() or "").strip():
+            return "unused"  # the SDK insists on one; a local server ignores it
+        return super().key()
 
-    def _client_options(self) -> dict[str, Any]:
-        key = (self.api_key() or "").strip()  # a stray newline would make an invalid header
-        if not key:
-            if self.options.get("require_api_key", True):
-                raise missing_key(self.name, self.key_variables())
-            key = "unused"  # the SDK insists on one; a local server ignores it
-        options: dict[str, Any] = {"api_key": key, "base_url": self.base_url(), "max_retries": 0}
-        if "timeout" in self.options:
-            options["timeout"] = float(self.options["timeout"])
-        if self.options.get("headers"):
-            options["default_headers"] = dict(self.options["headers"])
-        return options
+    def chunks(self) -> ChatCompletionChunks:
+        return ChatCompletionChunks()
 
-    def _params(self, request: ChatRequest) -> dict[str, Any]:
+    def body(self, request: ChatRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
             "model": request.model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
@@ -192,67 +153,3 @@ class OpenAIProvider(Provider):
             params["reasoning_effort"] = self.options["reasoning_effort"]
         params.update(self.options.get("extra_body") or {})
         return params
-
-    def _post(self, client: Any, request: ChatRequest) -> Any:
-        """Send the request through the SDK's client (its URL, authentication, headers, timeouts and
-        error classes), with the body built here: ``chat.completions.create`` would first run every
-        message through the SDK's TypedDict transform to send the same JSON, 0.2 ms for one message
-        and 5 ms for a 40-message history, on the path to the first token."""
-        body = orjson.dumps(self._params(request))
-        return client.post("/chat/completions", cast_to=httpx2.Response, content=body, stream=True)
-
-    def _error(self, exc: Exception) -> ProviderError:
-        """The one way a failure leaves ``stream``/``astream``: a ``ProviderError`` without the key, which
-        an error body or an error chunk may quote."""
-        secrets = [self.api_key()]
-        if isinstance(exc, openai.APIStatusError):
-            error = status_error(exc.status_code, exc.body, headers=exc.response.headers, secrets=secrets)
-        elif isinstance(exc, openai.APITimeoutError):
-            error = ProviderTimeout()
-        elif isinstance(exc, openai.APIConnectionError):
-            error = ProviderConnectionError()
-        else:
-            error = common_error(exc, secrets)
-        return redacted(error, secrets)
-
-    def stream(self, request: ChatRequest) -> Iterator[Event]:
-        try:
-            response = self._post(self._clients.sync(), request)
-            with closing(response):
-                notify_open(request, response)
-                chunks = ChatCompletionChunks()
-                if _is_json(response):
-                    raise not_a_stream(response.read())
-                with closing(iter_sse(response.iter_bytes())) as events:
-                    for _name, data in events:
-                        yield from chunks.feed(data)
-                yield from chunks.end()
-        except _failures() as exc:
-            raise self._error(exc) from None
-
-    async def astream(self, request: ChatRequest) -> AsyncIterator[Event]:
-        try:
-            response = await self._post(self._clients.for_loop(), request)
-            async with aclosing(response):
-                notify_open(request, response)
-                chunks = ChatCompletionChunks()
-                if _is_json(response):
-                    raise not_a_stream(await response.aread())
-                async with aclosing(aiter_sse(response)) as events:
-                    async for batch in events:
-                        for _name, data in batch:
-                            for event in chunks.feed(data):
-                                yield event
-                for event in chunks.end():
-                    yield event
-        except _failures() as exc:
-            raise self._error(exc) from None
-
-
-def _is_json(response: Any) -> bool:
-    return "json" in response.headers.get("content-type", "")
-
-
-def _failures() -> tuple[type[Exception], ...]:
-    """What the SDK and the stream may raise; each becomes a ``ProviderError``."""
-    return (ProviderError, ErrorEvent, openai.OpenAIError, orjson.JSONDecodeError, *transport_classes())

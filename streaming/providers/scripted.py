@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, Generator, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -70,7 +70,7 @@ class ScriptedProvider(Provider):
             self.calls.append(call)
         return call, script
 
-    def stream(self, request: ChatRequest) -> Iterator[Event]:
+    def stream(self, request: ChatRequest) -> Generator[Event, None, None]:
         call, script = self._begin(request)
         # As a real provider's response would: a hang-up from another thread ends a blocked read.
         hung_up = threading.Event()
@@ -90,7 +90,7 @@ class ScriptedProvider(Provider):
             call.closed_early = True
             raise
 
-    async def astream(self, request: ChatRequest) -> AsyncIterator[Event]:
+    async def astream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
         call, script = self._begin(request)
         try:
             for item in script:

@@ -11,10 +11,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
 import re
-import socket
 import sys
 import threading
 import time
@@ -33,6 +31,7 @@ from streaming.exceptions import (
     UpstreamError,
 )
 from streaming.providers.base import ChatRequest
+from streaming.providers.clients import shut_down
 
 # -- errors ---------------------------------------------------------------------------------------
 
@@ -319,15 +318,8 @@ def hang_up_for(response: Any) -> Callable[[], None]:
     sock = stream.get_extra_info("socket") if stream is not None else None
 
     def hang_up() -> None:
-        if response.is_closed:
-            return  # done: its connection may be back in the pool, serving another call
-        # (already closed; or an event loop's socket that cannot be shut down: its task is cancelled)
-        with contextlib.suppress(OSError, TypeError):
-            if isinstance(sock, socket.socket):
-                # The base method: ``SSLSocket.shutdown`` would also unwrap TLS under the reader's feet.
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-            elif sock is not None:  # asyncio's TransportSocket (async clients) forwards shutdown
-                sock.shutdown(socket.SHUT_RDWR)
+        if not response.is_closed:  # (closed: its connection may be back in the pool, serving another call)
+            shut_down(sock)
 
     return hang_up
 

@@ -1,5 +1,5 @@
-// One message in the transcript. An assistant reply takes the stream's chunks (SPEC §6) as they come,
-// paces its text, renders it on animation frames, and shows its status, usage, cost and timings.
+// One message in the transcript. An assistant reply takes the chunks of the UI message stream as they
+// come, paces its text, renders it on animation frames, and shows its status, usage, cost and timings.
 
 import { MarkdownView, renderMarkdown } from "./markdown.js";
 import { TextPacer } from "./pacer.js";
