@@ -87,7 +87,8 @@ class Cluster:
         """Rows from the shared PostgreSQL database (scale-out clusters only)."""
         assert self.database_url is not None
         with psycopg.connect(self.database_url, autocommit=True) as connection:
-            return connection.execute(statement, params).fetchall()  # type: ignore[arg-type]
+            cursor = connection.execute(statement, params)  # type: ignore[arg-type]
+            return cursor.fetchall() if cursor.description is not None else []
 
     def stop(self) -> None:
         for server in (*self.extra, self.asgi, self.wsgi):

@@ -385,3 +385,43 @@ def assert_all_it_read(opening: list[Received], kept: str) -> None:
 def message_status(cluster: Cluster, message_id: str) -> str:
     [(status,)] = cluster.query("SELECT status FROM streaming_message WHERE id = %s", [message_id])
     return str(status)
+
+
+# -- a conversation deleted while its reply streams --------------------------------------------------------
+
+
+@pytest.mark.scaleout
+@pytest.mark.parametrize("streamer", ["asgi", "wsgi"])
+def test_deleting_a_conversation_mid_reply_stops_it_and_keeps_its_usage(
+    scaleout: Cluster, streamer: str
+) -> None:
+    """The reply is stopped first, and saved: its usage row outlives the conversation, so its cost still
+    counts in the reports and budgets (deleting is no way around them)."""
+    cluster = scaleout
+    streaming, deleting = (cluster.asgi, cluster.wsgi) if streamer == "asgi" else (cluster.wsgi, cluster.asgi)
+    [(before,)] = cluster.query("SELECT coalesce(max(id), 0) FROM streaming_usage")
+    with (
+        streaming.log_on_failure(),
+        deleting.log_on_failure(),
+        cluster.client(streaming) as client,
+        cluster.client(deleting) as other,
+        client.stream("POST", "/api/chat", json=chat(LONG)) as response,
+    ):
+        events = stream_events(response, time.monotonic())
+        opening = until(events, "text-delta")
+        conversation = opening[0].event["messageMetadata"]["conversationId"]
+        deleted = other.delete(f"/api/conversations/{conversation}")
+        assert deleted.status_code == 204
+        rest = [r.type for r in events]
+        assert rest[-2:] == ["abort", "[DONE]"]  # the reply was stopped, and its stream ended
+        assert other.get(f"/api/conversations/{conversation}").status_code == 404
+    # (other replies may end meanwhile: the warm-ups' go on for their grace period)
+    rows = cluster.query(
+        "SELECT user_id IS NOT NULL, message_id, output_tokens, estimated FROM streaming_usage"
+        " WHERE id > %s AND conversation_id IS NULL",
+        [before],
+    )
+    assert len(rows) == 1
+    [(has_user, message_id, output_tokens, estimated)] = rows
+    assert (has_user, message_id) == (True, None)
+    assert output_tokens > 0 and estimated
