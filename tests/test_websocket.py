@@ -476,3 +476,58 @@ def test_the_sites_own_origin_over_tls_and_trusted_origins_may_chat(user: Any, s
     for headers, scheme in cases:
         ScriptedProvider.enqueue([TextDelta("Hi"), Finish()])
         assert closed_with(without_validator(), headers, scheme)["type"] == "websocket.send"
+
+
+def test_a_second_socket_resumes_a_reply_after_the_last_chunk_it_had(user: Any) -> None:
+    """``{"type": "resume", "message": id, "after": n}``: the rest of a reply, live, on another socket
+    (a reload); then the same reply replayed whole once it has ended."""
+    script: list[Any] = [TextDelta("One "), Pause(0.2), TextDelta("two "), Pause(0.2), TextDelta("three")]
+    ScriptedProvider.enqueue([*script, Usage(3, 3), Finish()])
+    headers = session_headers(user)
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        first = await connected(headers)
+        await first.send_json_to(CHAT)
+        seen = await frames_until(first, "text-delta")
+        await first.disconnect()  # a reload: the reply goes on
+        second = await connected(headers)
+        message = seen[0]["messageId"]
+        await second.send_json_to({"type": "resume", "message": message, "after": len(seen) - 1})
+        rest = await frames_until_end(second)
+        await second.send_json_to({"type": "resume", "message": message})
+        replayed = await frames_until_end(second)
+        await second.disconnect()
+        return seen, rest, replayed
+
+    seen, rest, replayed = run(scenario)
+    text = "".join(f["delta"] for f in [*seen, *rest] if f["type"] == "text-delta")
+    assert text == "One two three"
+    assert rest[0]["type"] != "start"  # it goes on where the first socket left off
+    assert rest[-1]["messageMetadata"]["status"] == "complete"
+    assert replayed[0]["type"] == "start" and replayed[-1] == rest[-1]
+    assert "".join(f["delta"] for f in replayed if f["type"] == "text-delta") == "One two three"
+
+
+@pytest.mark.parametrize(
+    ("frame", "code", "field"),
+    [
+        ({"type": "resume", "message": str(uuid.uuid4())}, "not_found", "message"),
+        ({"type": "resume", "message": "nope"}, "invalid_request", "message"),
+        ({"type": "resume", "message": str(uuid.uuid4()), "after": "x"}, "invalid_request", "after"),
+        ({"type": "chat", "message": "a\u0000b", "model": "scripted:model-a"}, "invalid_request", "message"),
+    ],
+)
+def test_a_bad_resume_or_a_nul_is_an_error_frame(
+    user: Any, frame: dict[str, Any], code: str, field: str
+) -> None:
+    headers = session_headers(user)
+
+    async def scenario() -> dict[str, Any]:
+        socket = await connected(headers)
+        await socket.send_json_to(frame)
+        answer = await socket.receive_json_from(3)
+        await socket.disconnect()
+        return answer
+
+    answer = run(scenario)
+    assert (answer["type"], answer["code"], answer.get("field")) == ("error", code, field)
