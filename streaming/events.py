@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(slots=True)
@@ -61,41 +60,3 @@ def estimate_tokens(text: str) -> int:
     if not text:
         return 0
     return max(1, (len(text) + 3) // 4)
-
-
-def coalesce(items: list[Any]) -> list[Any]:
-    """Merge each run of text (or reasoning) deltas into one delta: tokens that arrived together leave
-    together, as one chunk, one JSON encoding and one SSE event instead of one per token.
-
-    Partial usage reports (Gemini sends one with each chunk) do not split a run: the latest of those
-    among a run's deltas follows the merged delta, and the earlier ones, which it supersedes, go.
-    """
-    if len(items) < 2:
-        return items
-    merged: list[Any] = []
-    run_kind: type[TextDelta] | type[ReasoningDelta] | None = None
-    run: list[str] = []
-    report: Usage | None = None
-    for item in items:
-        kind = type(item)
-        if kind is TextDelta or kind is ReasoningDelta:
-            if kind is not run_kind:
-                if run_kind is not None:
-                    merged.append(run_kind("".join(run)))
-                run_kind, run = kind, []
-            run.append(item.text)
-        elif kind is Usage and item.partial:
-            report = item
-        else:
-            if run_kind is not None:
-                merged.append(run_kind("".join(run)))
-                run_kind, run = None, []
-            if report is not None:
-                merged.append(report)
-                report = None
-            merged.append(item)
-    if run_kind is not None:
-        merged.append(run_kind("".join(run)))
-    if report is not None:
-        merged.append(report)
-    return merged

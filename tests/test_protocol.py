@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient, Client
 
-from streaming.events import Finish, ReasoningDelta, TextDelta, Usage, coalesce
+from streaming.events import Finish, ReasoningDelta, TextDelta, Usage
 from streaming.exceptions import Overloaded
 from streaming.models import Message
 from streaming.providers.scripted import Pause, ScriptedProvider
+from streaming.replylog import Transcript
 from tests.sse import event_ids, parse_events, text_of, types
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -148,16 +150,19 @@ def test_the_first_token_of_a_burst_leaves_before_the_rest(user: Any) -> None:
     assert deltas_of(body) == [("text-delta", "a"), ("text-delta", "bc")]
 
 
-def test_coalesce_merges_runs_of_one_kind_only() -> None:
-    items = [TextDelta("a"), TextDelta("b"), Usage(1, 2), TextDelta("c"), ReasoningDelta("r"), TextDelta("d")]
-    assert coalesce(items) == [
-        TextDelta("ab"),
-        Usage(1, 2),
-        TextDelta("c"),
-        ReasoningDelta("r"),
-        TextDelta("d"),
-    ]
-    assert coalesce([TextDelta("x")]) == [TextDelta("x")]
+def test_deltas_merge_only_with_their_own_kind_and_only_until_read() -> None:
+    transcript = Transcript("m")
+    text = {"type": "text-delta", "id": "t1"}
+    transcript.append([{**text, "delta": "a"}, {**text, "delta": "b"}])
+    transcript.append([{"type": "reasoning-delta", "id": "r1", "delta": "r"}, {**text, "delta": "c"}])
+    first = transcript.read(-1)
+    assert first is not None
+    transcript.append([{**text, "delta": "d"}])  # after a read: a delta of its own
+    second = transcript.read(first.next - 1)
+    assert second is not None
+    deltas = [orjson.loads(c)["delta"] for found in (first, second) for c in found.json_chunks()]
+    assert deltas == ["ab", "r", "c", "d"]
+    assert (first.first, second.first) == (0, 3)  # ids count up, one per chunk
 
 
 def test_reasoning_is_not_requested_from_a_model_without_it(post: Any) -> None:

@@ -9,17 +9,19 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 from django.test import Client
 
 from streaming.budgets import BudgetGuard
 from streaming.conf import ModelSpec
-from streaming.events import TextDelta, Usage, coalesce, estimate_tokens
+from streaming.events import TextDelta, Usage, estimate_tokens
 from streaming.exceptions import Overloaded
 from streaming.models import Message
 from streaming.models import Usage as UsageRow
 from streaming.providers.base import ChatMessage
 from streaming.reply import ReplyState
+from streaming.replylog import Transcript
 from tests.fake_upstream import (
     FakeUpstream,
     Hold,
@@ -87,24 +89,19 @@ def test_without_a_report_the_estimate_is_as_before() -> None:
 
 
 def test_partial_reports_do_not_split_a_run_of_deltas() -> None:
-    first, second = Usage(10, 1, partial=True), Usage(10, 2, partial=True)
-    final = Usage(10, 3)
-    items = [TextDelta("a"), first, TextDelta("b"), second, TextDelta("c")]
-    assert coalesce(items) == [TextDelta("abc"), second]  # the latest report supersedes the others
-    # Before anything that ends the batch's run (a final count, a stop), a report keeps its place.
-    assert coalesce([TextDelta("a"), first, final, TextDelta("b")]) == [
-        TextDelta("a"),
-        first,
-        final,
-        TextDelta("b"),
+    """A running count (Gemini sends one with each chunk) makes no chunk: the deltas around it still leave
+    as one, when they arrived together."""
+    state = reply()
+    transcript = Transcript("m")
+    for event in [TextDelta("a"), Usage(10, 1, partial=True), TextDelta("b"), Usage(10, 2, partial=True)]:
+        transcript.append(state.on_event(event))
+    found = transcript.read(-1)
+    assert found is not None
+    assert [orjson.loads(c) for c in found.json_chunks()] == [
+        {"type": "text-start", "id": "t1"},
+        {"type": "text-delta", "id": "t1", "delta": "ab"},
     ]
-    assert coalesce([TextDelta("a"), first, "stop", TextDelta("b"), second]) == [
-        TextDelta("a"),
-        first,
-        "stop",
-        TextDelta("b"),
-        second,
-    ]
+    assert state.reported == Usage(10, 2, partial=True)  # the latest report is the one kept
 
 
 def test_the_budget_guard_counts_a_partial_report() -> None:
