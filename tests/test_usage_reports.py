@@ -15,7 +15,7 @@ from django.test import Client
 
 from streaming.budgets import BudgetGuard
 from streaming.conf import ModelSpec
-from streaming.events import TextDelta, Usage, estimate_tokens
+from streaming.events import Event, TextDelta, Usage, estimate_tokens
 from streaming.exceptions import Overloaded
 from streaming.models import Message
 from streaming.models import Usage as UsageRow
@@ -93,7 +93,13 @@ def test_partial_reports_do_not_split_a_run_of_deltas() -> None:
     as one, when they arrived together."""
     state = reply()
     transcript = Transcript("m")
-    for event in [TextDelta("a"), Usage(10, 1, partial=True), TextDelta("b"), Usage(10, 2, partial=True)]:
+    events: list[Event] = [
+        TextDelta("a"),
+        Usage(10, 1, partial=True),
+        TextDelta("b"),
+        Usage(10, 2, partial=True),
+    ]
+    for event in events:
         transcript.append(state.on_event(event))
     found = transcript.read(-1)
     assert found is not None
