@@ -109,6 +109,19 @@ class Message(models.Model):
         return f"{self.role}: {self.content[:60]}"
 
 
+def question_of(reply: Message) -> uuid.UUID | None:
+    """The id of the user message a reply answers: the last one before it."""
+    question: uuid.UUID | None = (
+        Message.objects.filter(
+            conversation_id=reply.conversation_id, role=Message.Role.USER, created_at__lt=reply.created_at
+        )
+        .order_by("-created_at")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return question
+
+
 class Usage(models.Model):
     """One row per provider call that produced a reply: the normalized token counts and timings."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from streaming.conf import model_spec
 from streaming.events import ReasoningDelta, TextDelta
 from streaming.exceptions import NotFound, StreamingError
-from streaming.models import Message
+from streaming.models import Message, question_of
 from streaming.pricing import cost_string
 from streaming.reply import Chunk, ReplyState
 from streaming.serializers import total_cost, total_usage
@@ -22,14 +22,7 @@ def stored_chunks(message_id: str) -> list[Chunk]:
     message = Message.objects.select_related("conversation").filter(pk=message_id).first()
     if message is None:
         raise NotFound("No such message.")
-    question = (
-        Message.objects.filter(
-            conversation_id=message.conversation_id, role=Message.Role.USER, created_at__lt=message.created_at
-        )
-        .order_by("-created_at")
-        .values_list("pk", flat=True)
-        .first()
-    )
+    question = question_of(message)
     reply = ReplyState(
         message_id=str(message.pk),
         conversation_id=str(message.conversation_id),

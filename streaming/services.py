@@ -20,7 +20,7 @@ from streaming import budgets, limits
 from streaming.conf import ModelSpec, app_settings
 from streaming.database import write_transaction
 from streaming.exceptions import InvalidRequest, MessageTooLong, NotContinuable, NotFound, ReplyInProgress
-from streaming.models import Conversation, Message
+from streaming.models import Conversation, Message, question_of
 from streaming.providers.base import ChatMessage
 from streaming.reply import ReplyState
 from streaming.upkeep import take_over_stale
@@ -150,12 +150,7 @@ def _continue_reply(user: Any, chat: ChatInput, message_id: uuid.UUID) -> ReplyS
         budget = budgets.reserve(user.pk, reply.pk, spec, context, reasoning=reasoning)
         now = timezone.now()
         Message.objects.filter(pk=reply.pk).update(status=Message.Status.STREAMING, updated_at=now)
-        question_id = (
-            conversation.messages.filter(role=Message.Role.USER, created_at__lt=reply.created_at)
-            .order_by("-created_at")
-            .values_list("pk", flat=True)
-            .first()
-        )
+        question_id = question_of(reply)
     state = ReplyState(
         message_id=str(reply.pk),
         conversation_id=str(conversation.pk),
