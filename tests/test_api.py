@@ -232,3 +232,15 @@ def test_someone_elses_reply_cannot_be_stopped(api: Client, other_user: Any) -> 
     conversation = Conversation.objects.create(owner=other_user, model="scripted:model-a")
     message = Message.objects.create(conversation=conversation, role="assistant", status="streaming")
     assert api.post(f"/api/messages/{message.id}/stop").status_code == 404
+
+
+def test_only_its_owner_can_attach_to_a_reply(api: Client, user: Any, other_user: Any) -> None:
+    theirs = Conversation.objects.create(owner=other_user, model="demo:echo", client_id="their-chat")
+    reply = Message.objects.create(conversation=theirs, role="assistant", content="Secret", status="complete")
+    assert api.get(f"/api/messages/{reply.pk}/stream").status_code == 404
+    assert api.get("/api/chat/their-chat/stream").status_code == 404
+    assert api.get(f"/api/chat/{theirs.pk}/stream").status_code == 404
+    assert api.get("/api/messages/not-a-uuid/stream").status_code == 404
+    mine = Conversation.objects.create(owner=user, model="demo:echo", client_id="their-chat")  # per owner
+    assert api.get("/api/chat/their-chat/stream").status_code == 204  # mine, and nothing streams in it
+    assert api.get(f"/api/conversations/{mine.client_id}").json()["id"] == str(mine.pk)
