@@ -20,7 +20,7 @@ from streaming import budgets, limits
 from streaming.conf import ModelSpec, app_settings
 from streaming.database import write_transaction
 from streaming.exceptions import InvalidRequest, MessageTooLong, NotContinuable, NotFound, ReplyInProgress
-from streaming.models import Conversation, Message, question_of
+from streaming.models import CLIENT_ID_MAX_LENGTH, Conversation, Message, question_of
 from streaming.providers.base import ChatMessage
 from streaming.reply import ReplyState
 from streaming.upkeep import take_over_stale
@@ -212,11 +212,15 @@ def _lock_conversation(
 
 
 def find_conversation(owner_id: Any, ref: str) -> Conversation | None:
-    """The owner's conversation by its UUID or its client's chat id."""
+    """The owner's conversation by its UUID or its client's chat id (None for what can be neither: a
+    NUL character, which PostgreSQL cannot even compare, or an id longer than a chat id may be)."""
     try:
         return Conversation.objects.filter(pk=uuid.UUID(ref), owner_id=owner_id).first()
     except ValueError:
-        return Conversation.objects.filter(client_id=ref, owner_id=owner_id).first()
+        pass
+    if len(ref) > CLIENT_ID_MAX_LENGTH or not ref.isprintable():
+        return None
+    return Conversation.objects.filter(client_id=ref, owner_id=owner_id).first()
 
 
 def _prepare_regenerate(conversation: Conversation) -> Message:

@@ -149,3 +149,12 @@ def replies_start(user: Any) -> Any:
     from streaming.services import ChatInput, start_reply
 
     return start_reply(user, ChatInput(None, "Hi", "scripted:model-a"))
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/conversations/%00", "/api/chat/a%00b/stream", f"/api/chat/{'x' * 300}/stream"]
+)
+def test_an_id_no_conversation_can_have_is_a_json_404(api: Client, path: str) -> None:
+    """(Found by the fuzz run on PostgreSQL, which cannot even compare a text with a NUL in it.)"""
+    response = api.get(path)
+    assert (response.status_code, error_of(response)["code"]) == (404, "not_found")
