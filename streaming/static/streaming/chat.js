@@ -11,7 +11,7 @@ import { readChunks } from "./sse.js";
 const STOP_GRACE_MS = 2000; // after Stop, how long the server may take to send its own ending
 // After a dropped connection, the reply is followed again after these many milliseconds (the last
 // one repeats) until it has been away this long: the reply goes on at the server meanwhile.
-const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 4000];
+const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000];
 const RECONNECT_FOR_MS = 60000;
 const SETTLED_ANNOUNCEMENTS = {
   complete: "Reply complete.",
