@@ -14,7 +14,7 @@ When Redis is unreachable, a reply goes on for its readers in its own process an
 again (a warning is logged once per outage); a reader elsewhere waits for the stored reply instead.
 
 ``OPTIONS``: ``URL`` (required, e.g. ``redis://127.0.0.1:6379/0``), ``KEY_PREFIX``
-(``"streaming:log:"``), ``FLUSH_SECONDS`` (0.05), ``KEEP_SECONDS`` (300), ``MAX_ENDED`` (1000).
+(``"streaming:log:"``), ``FLUSH_SECONDS`` (0.1), ``KEEP_SECONDS`` (300), ``MAX_ENDED`` (1000).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from streaming.sse import frame
 logger = logging.getLogger(__name__)
 
 LIVE_TTL_MS = 3_600_000  # a reply's stream outlives its process by this much, for its takeover
+BATCH = 200  # replies copied in one pipeline
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
 
@@ -73,14 +74,15 @@ class RedisReplyLog(ReplyLog):
             raise ImproperlyConfigured("STREAMING['REPLY_LOG']['OPTIONS']['URL'] is required for Redis.")
         self.url = str(url)
         self.prefix = str(options.get("KEY_PREFIX", "streaming:log:"))
-        self.flush_seconds = float(options.get("FLUSH_SECONDS", 0.05))
+        self.flush_seconds = float(options.get("FLUSH_SECONDS", 0.1))
         self.client = redis.Redis.from_url(self.url, socket_timeout=10, socket_connect_timeout=3)
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
             weakref.WeakKeyDictionary()
         )
         self._flushing = threading.Condition()
         self._pending: list[Transcript] = []
-        self._flushed: dict[Transcript, int] = {}  # the id of the next chunk to copy, per transcript
+        # Per transcript: the id of the next chunk to copy, and when its key's expiry is due again.
+        self._flushed: dict[Transcript, tuple[int, float]] = {}
         self._thread: threading.Thread | None = None
         self._closed = False
         self._failing_since: float | None = None
@@ -125,7 +127,7 @@ class RedisReplyLog(ReplyLog):
             return
         transcript.mirror_pending = True
         with self._flushing:
-            self._flushed.setdefault(transcript, 0)
+            self._flushed.setdefault(transcript, (0, 0.0))
             self._pending.append(transcript)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="streaming-replylog", daemon=True)
@@ -152,11 +154,21 @@ class RedisReplyLog(ReplyLog):
             time.sleep(self.flush_seconds)  # what comes meanwhile goes in the next pipeline
 
     def _flush(self, pending: list[Transcript]) -> None:
+        # In pipelines of at most BATCH replies, with a pause between them: a thousand replies at once
+        # would otherwise hold the interpreter for tens of milliseconds at a time, and hold up every
+        # stream of the process (the event loop waits for the GIL meanwhile).
+        for start in range(0, len(pending), BATCH):
+            self._flush_batch(pending[start : start + BATCH])
+            time.sleep(0)
+
+    def _flush_batch(self, pending: list[Transcript]) -> None:
         pipe = self.client.pipeline(transaction=False)
         taken: list[tuple[Transcript, Slice]] = []
+        now = time.monotonic()
         for transcript in pending:
             transcript.mirror_pending = False
-            found = transcript.read(self._flushed[transcript] - 1)
+            flushed, expires_at = self._flushed[transcript]
+            found = transcript.read(flushed - 1)
             if found is None:
                 continue
             key = self.key(transcript.message_id)
@@ -164,9 +176,13 @@ class RedisReplyLog(ReplyLog):
             if found.ended:
                 fields["x"] = "1"
             pipe.xadd(key, fields, id=entry_id(found.first))
-            keep = int(self.keep_seconds * 1000) if found.ended else LIVE_TTL_MS
-            pipe.pexpire(key, keep)
+            if found.ended:
+                pipe.pexpire(key, int(self.keep_seconds * 1000))
+            elif now >= expires_at:  # (a live log's expiry is set once in a while, not at every copy)
+                pipe.pexpire(key, LIVE_TTL_MS)
+                expires_at = now + LIVE_TTL_MS / 4000
             taken.append((transcript, found))
+            self._flushed[transcript] = (flushed, expires_at)
         if not taken:
             return
         pipe.execute()
@@ -175,7 +191,7 @@ class RedisReplyLog(ReplyLog):
                 if found.ended:
                     self._flushed.pop(transcript, None)
                 else:
-                    self._flushed[transcript] = found.next
+                    self._flushed[transcript] = (found.next, self._flushed[transcript][1])
 
     def _failed(self, error: Exception) -> None:
         if self._failing_since is None:
