@@ -8,6 +8,7 @@ Vercel AI SDK's UI message stream (v1).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,26 @@ Chunk = dict[str, Any]
 #: A token count past this is not believed: the reply keeps an estimate instead (a count this large
 #: would be a bug upstream, and would not fit the database's integer columns).
 MAX_TOKENS = 10**9
+
+
+class Parts(list[str]):
+    """Text that arrives a token at a time. Every ``COMPACT`` pieces become one string: a long reply's
+    thousands of small strings would take more memory than their text (about 55 bytes each)."""
+
+    COMPACT = 64
+
+    def __init__(self, pieces: Iterable[str] = ()) -> None:
+        super().__init__(pieces)
+        self.appended = len(self)  # pieces appended in all: it changes whenever the text does
+        self._loose = 0
+
+    def append(self, piece: str) -> None:
+        super().append(piece)
+        self.appended += 1
+        self._loose += 1
+        if self._loose == self.COMPACT:
+            self[-self.COMPACT :] = ["".join(self[-self.COMPACT :])]
+            self._loose = 0
 
 
 def believable(usage: Usage) -> bool:
@@ -53,8 +74,8 @@ class ReplyState:
     reasoning_requested: bool = False
     started: float = field(default_factory=time.monotonic)
     answered_by: ModelSpec | None = None
-    text_parts: list[str] = field(default_factory=list)
-    reasoning_parts: list[str] = field(default_factory=list)
+    text_parts: Parts = field(default_factory=Parts)
+    reasoning_parts: Parts = field(default_factory=Parts)
     usage: Usage | None = None  # the vendor's final count; once settled without one, an estimate
     reported: Usage | None = None  # the vendor's latest partial count (``Usage.partial``), if any
     finish_reason: str = ""
@@ -100,7 +121,7 @@ class ReplyState:
             self.finish_reason = event.reason
         return []
 
-    def _delta(self, part_id: str, kind: str, text: str, parts: list[str]) -> list[Chunk]:
+    def _delta(self, part_id: str, kind: str, text: str, parts: Parts) -> list[Chunk]:
         if not text:
             return []
         if self.ttft_ms is None:

@@ -151,7 +151,7 @@ def _checkpoint_texts() -> None:
     _last_checkpoint = now
     for message_id, relay in list(live.items()):
         reply = relay.reply
-        size = len(reply.text_parts) + len(reply.reasoning_parts)
+        size = reply.text_parts.appended + reply.reasoning_parts.appended
         if size != _checkpointed.get(message_id, 0):
             checkpoint(message_id, reply.text, reply.reasoning)
             _checkpointed[message_id] = size

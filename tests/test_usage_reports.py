@@ -208,3 +208,13 @@ def test_a_complete_reply_has_the_vendors_final_count(
     }
     row = UsageRow.objects.get()
     assert (row.input_tokens, row.output_tokens, row.estimated) == (4700, 9, False)
+
+
+def test_a_long_reply_keeps_its_text_in_few_strings() -> None:
+    """A token at a time, the text stays whole and in order, and every 64 pieces are one string."""
+    state = reply()
+    for n in range(1000):
+        state.on_event(TextDelta(f" w{n}"))
+    assert state.text == "".join(f" w{n}" for n in range(1000))
+    assert len(state.text_parts) < 1000 / 64 + 64
+    assert state.text_parts.appended == 1000
