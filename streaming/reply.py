@@ -8,8 +8,8 @@ Vercel AI SDK's UI message stream (v1).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
