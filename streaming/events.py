@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 
 @dataclass(slots=True)
 class TextDelta:
@@ -53,7 +55,66 @@ class Finish:
     reason: str = "stop"
 
 
-Event = TextDelta | ReasoningDelta | Usage | Finish
+@dataclass(slots=True)
+class ReasoningSignature:
+    """The vendor's signature of the reasoning just streamed (Anthropic's thinking), which it wants back
+    with the tool calls that reasoning led to."""
+
+    signature: str
+
+
+@dataclass(slots=True)
+class ToolCallStart:
+    """The model began a tool call: its id and the tool's name (its input follows in ``ToolCallDelta``)."""
+
+    id: str
+    name: str
+
+
+@dataclass(slots=True)
+class ToolCallDelta:
+    """A piece of a tool call's input, as the JSON text the model writes."""
+
+    id: str
+    text: str
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """A tool call the model finished: its input parsed (None when ``arguments`` is not a JSON object).
+
+    ``signature`` is what a vendor wants back with the call in the next request (Gemini's thought
+    signature); None for the others.
+    """
+
+    id: str
+    name: str
+    input: dict[str, Any] | None
+    arguments: str = ""
+    signature: str | None = None
+
+
+Event = (
+    TextDelta
+    | ReasoningDelta
+    | Usage
+    | Finish
+    | ToolCallStart
+    | ToolCallDelta
+    | ToolCall
+    | ReasoningSignature
+)
+
+
+def parse_tool_input(arguments: str) -> dict[str, Any] | None:
+    """A tool call's JSON arguments as an object (none at all is ``{}``); None when they are not one."""
+    if not arguments.strip():
+        return {}
+    try:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def estimate_tokens(text: str) -> int:

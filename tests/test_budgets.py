@@ -267,9 +267,10 @@ def test_the_guard_knows_the_fallback_models_prices(settings: Any) -> None:
     spec = app_settings.get_model(MODEL)
     assert spec is not None
     prices = budgets.reply_prices(spec, [ChatMessage("user", "x" * 4_000_000)], reasoning=False)  # ~1M
+    # (the context's input, an output token, an input token: a tool loop's later calls have more input)
     assert prices.rates == {
-        MODEL: (d("0.4"), d("0.0000016")),
-        "gemini:gemini-2.5-flash": (d("0.3"), d("0.0000025")),
+        MODEL: (d("0.4"), d("0.0000016"), d("0.0000004")),
+        "gemini:gemini-2.5-flash": (d("0.3"), d("0.0000025"), d("0.0000003")),
     }  # the unpriced fallback cannot be judged, so it is not stopped
 
 
