@@ -8,6 +8,7 @@ from typing import Any
 
 from streaming.events import Usage as Counts
 from streaming.models import Conversation, Message, Usage
+from streaming.parts import from_text
 from streaming.pricing import cost_string
 
 
@@ -38,6 +39,12 @@ def usage_dict(usage: Counts | None) -> dict[str, Any] | None:
     return None if usage is None else usage.as_dict()
 
 
+def _parts_from_text(message: Message) -> list[dict[str, Any]]:
+    if message.role == Message.Role.ASSISTANT:
+        return from_text(message.content, message.reasoning)
+    return [{"type": "text", "text": message.content}]
+
+
 def message_dict(message: Message, rows: Sequence[Usage] = ()) -> dict[str, Any]:
     has_error = message.status in (Message.Status.ERROR, Message.Status.INTERRUPTED)
     return {
@@ -45,6 +52,9 @@ def message_dict(message: Message, rows: Sequence[Usage] = ()) -> dict[str, Any]
         "role": message.role,
         "content": message.content,
         "reasoning": message.reasoning,
+        # What it said and did, in order (the AI SDK's UI message parts: a client shows them as it
+        # showed the stream); a message stored before messages had parts gets them from its text.
+        "parts": message.parts or _parts_from_text(message),
         "status": message.status,
         "model": message.model,
         "finish_reason": message.finish_reason,

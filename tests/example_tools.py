@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
 import streaming
 from streaming.models import Conversation
@@ -95,3 +95,30 @@ def send_email(to: str, subject: str) -> str:
 
 
 sent: list[tuple[str, str]] = []
+
+
+# The tools that the vendors' recorded streams call (tests/fixtures/provider-streams).
+
+
+@streaming.tool
+def get_weather(location: str) -> dict[str, Any]:
+    """The weather in a place."""
+    return {"location": location, "forecast": "sunny", "celsius": 21}
+
+
+@streaming.tool
+def weather(location: str) -> dict[str, Any]:
+    """The weather in a place (Gemini's recorded call names it so)."""
+    return {"location": location, "forecast": "foggy", "celsius": 14}
+
+
+@streaming.tool
+def GetWeatherArgs(city: str, country: str, units: Literal["c", "f"] = "c") -> str:
+    """The temperature for the given country/city combo (OpenAI's recorded call names it so)."""
+    return f"12 degrees {units} in {city}, {country}"
+
+
+@streaming.tool
+def get_stock_price(ticker: str, exchange: str) -> dict[str, Any]:
+    """The latest price of a ticker."""
+    return {"ticker": ticker, "exchange": exchange, "price": 123.45}
