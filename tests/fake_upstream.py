@@ -466,7 +466,7 @@ class Vendor:
         if self.name == "gemini":
             call = {"functionCall": {"name": name, "args": arguments}}
             parts = [{"text": text}, call] if text else [call]
-            chunk = {
+            chunk: dict[str, Any] = {
                 "candidates": [
                     {"content": {"parts": parts, "role": "model"}, "finishReason": "STOP", "index": 0}
                 ]
