@@ -20,6 +20,7 @@ from streaming.events import Finish, TextDelta, ToolCall, ToolCallDelta, ToolCal
 from streaming.models import Message, PriceOverride
 from streaming.models import Usage as UsageRow
 from streaming.providers.scripted import Pause, ScriptedProvider
+from streaming.readers import StoredReader
 from streaming.services import ChatInput, start_reply
 from streaming.stopping import request_stop
 from tests import example_tools, replies
@@ -276,7 +277,7 @@ def test_a_stored_tool_reply_replays_with_its_calls(api: Client, user: Any, sett
     ScriptedProvider.enqueue(answer("Four."))
     live = run(user, "sync")
 
-    replayed = replies.read(streams.StoredReader(live[0]["messageId"]))
+    replayed = replies.read(StoredReader(live[0]["messageId"]))
 
     def steady(chunks: list[dict[str, Any]]) -> list[Any]:
         return [
