@@ -21,7 +21,7 @@ from django.utils import timezone
 from streaming import budgets
 from streaming.conf import app_settings
 from streaming.database import write_transaction
-from streaming.events import Finish, TextDelta
+from streaming.events import Finish, TextDelta, ToolCall
 from streaming.events import Usage as Counts
 from streaming.exceptions import BudgetExceeded
 from streaming.models import BudgetReservation, Message, Usage, UserBudget
@@ -288,3 +288,25 @@ def test_a_budgeted_reply_costs_the_same_queries_whatever_its_length(user: Any, 
     # overrides, the reservation and, at the save, its deletion (the budget read sums the month's spend
     # and reservations, in the one query an unbudgeted reply spends on finding no limit).
     assert counts[0] == {"SELECT": 4, "INSERT": 4, "UPDATE": 2, "DELETE": 1}, queries.kinds()
+
+
+def test_the_guard_counts_every_model_call_of_a_tool_loop(user: Any, settings: Any, limited: None) -> None:
+    settings.STREAMING = {**settings.STREAMING, "TOOLS": ["tests.example_tools.add"]}
+    spend(user, "0.99")  # $0.01 left
+    # The first call costs about $0.0096 (6,000 output tokens) and calls a tool: within the budget.
+    first = long_reply(60)[:-2]
+    first += [
+        ToolCall("c1", "add", {"a": 1, "b": 2}, '{"a": 1, "b": 2}'),
+        Counts(input_tokens=10, output_tokens=6000),
+        Finish("tool-calls"),
+    ]
+    ScriptedProvider.enqueue(first)
+    ScriptedProvider.enqueue(long_reply(20))  # alone, about $0.003: within what was left at the start
+
+    chunks = replies.chunks(start_reply(user, ChatInput(None, "Write a lot, then add", MODEL)))
+
+    assert [c["output"] for c in chunks if c["type"] == "tool-output-available"] == [3]
+    error = next(chunk for chunk in chunks if chunk["type"] == "error")
+    assert error["code"] == "budget_exceeded"  # the second call crossed, counting the first
+    message = Message.objects.get(role="assistant")
+    assert Usage.objects.filter(message=message).count() == 2
