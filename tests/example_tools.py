@@ -122,3 +122,9 @@ def GetWeatherArgs(city: str, country: str, units: Literal["c", "f"] = "c") -> s
 def get_stock_price(ticker: str, exchange: str) -> dict[str, Any]:
     """The latest price of a ticker."""
     return {"ticker": ticker, "exchange": exchange, "price": 123.45}
+
+
+@streaming.tool(needs_approval=True)
+def remember(note: str) -> str:
+    """Keep a note (asks the user first)."""
+    return f"noted {note!r}"
