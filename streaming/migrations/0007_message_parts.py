@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='message',
             name='parts',
-            field=models.JSONField(blank=True, default=list, help_text="What it said and did, in order: the AI SDK's UI message parts (text, reasoning, tool calls)."),
+            field=models.JSONField(blank=True, default=list, help_text="What it said and did, in order: the AI SDK's UI message parts (text, reasoning, tools)."),
         ),
         migrations.AlterField(
             model_name='message',
