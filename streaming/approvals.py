@@ -14,18 +14,17 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from streaming import budgets, limits
-from streaming.conf import app_settings
+from streaming import limits
 from streaming.database import write_transaction
 from streaming.exceptions import InvalidRequest, NotAwaitingApproval, NotFound
 from streaming.models import Conversation, Message
 from streaming.parts import Part, call_of, context_messages, is_tool, result_of, steps, text_of
 from streaming.reply import ReplyState
 from streaming.services import (
-    _going_on,
     _history,
     _refuse_if_streaming,
     _with_system_prompt,
+    going_on,
     offered_tools,
     resolve_model,
 )
@@ -104,25 +103,9 @@ def _go_on(
     earlier = [p for step in done[:-1] for p in [{"type": "step-start"}, *step]]
     history = _history(conversation, before=message, tools=True)
     context = _with_system_prompt([*history, *context_messages(earlier)])
+    waiting = _waiting_step(done[-1] if done else [])
     reasoning = reasoning and spec.reasoning
-    budget = budgets.reserve(user.pk, message.pk, spec, context, reasoning=reasoning, tools=True)
-    question_id = _going_on(conversation, message)
-    return ReplyState(
-        message_id=str(message.pk),
-        conversation_id=str(conversation.pk),
-        user_message_id=str(question_id or ""),
-        user_id=user.pk,
-        spec=spec,
-        context=context,
-        reasoning_requested=reasoning,
-        budget=budget,
-        before=parts,
-        user=user,
-        tools=tools,
-        max_steps=app_settings.max_steps,
-        resuming=True,
-        step=_waiting_step(done[-1] if done else []),
-    )
+    return going_on(user, message, spec, context, reasoning, tools, before=parts, resuming=True, step=waiting)
 
 
 def _waiting_step(parts: list[Part]) -> Step:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +105,21 @@ Event = (
     | ToolCall
     | ReasoningSignature
 )
+
+
+def usage_sum(counts: Iterable[Any]) -> Usage | None:
+    """Counts added up (``Usage`` events, or stored usage rows, which have the same fields); None for
+    none: the usage of a reply of several model calls."""
+    total: Usage | None = None
+    for count in counts:
+        total = total or Usage()
+        total.input_tokens += count.input_tokens
+        total.output_tokens += count.output_tokens
+        total.cached_input_tokens += count.cached_input_tokens
+        total.cache_write_tokens += count.cache_write_tokens
+        total.reasoning_tokens += count.reasoning_tokens
+        total.estimated = total.estimated or count.estimated
+    return total
 
 
 def parse_tool_input(arguments: str) -> dict[str, Any] | None:

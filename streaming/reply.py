@@ -26,6 +26,7 @@ from streaming.events import (
     ToolCallStart,
     Usage,
     estimate_tokens,
+    usage_sum,
 )
 from streaming.exceptions import ReplyInterrupted, StreamingError
 from streaming.parts import Part, Parts, text_of
@@ -243,18 +244,7 @@ class ReplyState(StepsMixin):
     @property
     def total_usage(self) -> Usage | None:
         """The usage of this reply's model calls together (what ``finish`` reports)."""
-        if not self.calls:
-            return None
-        total = Usage()
-        for call in self.calls:
-            usage = call.usage
-            total.input_tokens += usage.input_tokens
-            total.output_tokens += usage.output_tokens
-            total.cached_input_tokens += usage.cached_input_tokens
-            total.cache_write_tokens += usage.cache_write_tokens
-            total.reasoning_tokens += usage.reasoning_tokens
-            total.estimated = total.estimated or usage.estimated
-        return total
+        return usage_sum(call.usage for call in self.calls)
 
     # -- outcomes -------------------------------------------------------------------------------
     def complete(self) -> None:

@@ -7,24 +7,15 @@ from decimal import Decimal
 from typing import Any
 
 from streaming.events import Usage as Counts
+from streaming.events import usage_sum
 from streaming.models import Conversation, Message, Usage
 from streaming.parts import from_text
 from streaming.pricing import cost_string
 
 
 def total_usage(rows: Sequence[Usage]) -> Counts | None:
-    """The usage of a reply: the sum of its rows (a continued reply has one per provider call)."""
-    if not rows:
-        return None
-    total = Counts()
-    for row in rows:
-        total.input_tokens += row.input_tokens
-        total.output_tokens += row.output_tokens
-        total.cached_input_tokens += row.cached_input_tokens
-        total.cache_write_tokens += row.cache_write_tokens
-        total.reasoning_tokens += row.reasoning_tokens
-        total.estimated = total.estimated or row.estimated
-    return total
+    """The usage of a reply: the sum of its rows (one per model call: tools, a continued reply)."""
+    return usage_sum(rows)
 
 
 def total_cost(rows: Sequence[Usage]) -> Decimal | None:

@@ -168,34 +168,41 @@ def _continue_reply(user: Any, chat: ChatInput, message_id: uuid.UUID) -> ReplyS
         history = _history(conversation, before=reply, tools=bool(tools))
         said = message_context(reply.role, reply.content, parts, tools=bool(tools))
         context = _with_system_prompt([*history, *said, ChatMessage("user", CONTINUE_PROMPT)])
-        budget = budgets.reserve(user.pk, reply.pk, spec, context, reasoning=reasoning, tools=bool(tools))
-        question_id = _going_on(conversation, reply)
+        return going_on(user, reply, spec, context, reasoning, tools, before=parts, merge_text=True)
+
+
+def going_on(
+    user: Any,
+    reply: Message,
+    spec: ModelSpec,
+    context: list[ChatMessage],
+    reasoning: bool,
+    tools: dict[str, Tool],
+    **state: Any,
+) -> ReplyState:
+    """A stored reply streams again (continued, or its calls approved), in the transaction that locked
+    its conversation: its budget reservation, its status, and its state (``state``: what it goes on with)."""
+    budget = budgets.reserve(user.pk, reply.pk, spec, context, reasoning=reasoning, tools=bool(tools))
+    Message.objects.filter(pk=reply.pk).update(status=Message.Status.STREAMING, updated_at=timezone.now())
+    question_id = (
+        reply.conversation.messages.filter(role=Message.Role.USER, created_at__lt=reply.created_at)
+        .order_by("-created_at")
+        .values_list("pk", flat=True)
+        .first()
+    )
     return ReplyState(
         message_id=str(reply.pk),
-        conversation_id=str(conversation.pk),
+        conversation_id=str(reply.conversation_id),
         user_message_id=str(question_id or ""),
         user_id=user.pk,
         spec=spec,
         context=context,
         reasoning_requested=reasoning,
         budget=budget,
-        before=parts,
-        merge_text=True,
         user=user,
         tools=tools,
         max_steps=app_settings.max_steps,
-    )
-
-
-def _going_on(conversation: Conversation, reply: Message) -> Any:
-    """A stored reply streams again (continued, or its calls approved): the id of the question it answers."""
-    now = timezone.now()
-    Message.objects.filter(pk=reply.pk).update(status=Message.Status.STREAMING, updated_at=now)
-    return (
-        conversation.messages.filter(role=Message.Role.USER, created_at__lt=reply.created_at)
-        .order_by("-created_at")
-        .values_list("pk", flat=True)
-        .first()
+        **state,
     )
 
 

@@ -5,21 +5,17 @@ call and goes on with the same message. (``tests/js/ai_sdk_tools.mjs`` is the cl
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import require
+from tests.node_client import run_node
 from tests.servers import LiveServer, available, running_server
 
 pytestmark = pytest.mark.servers
 
-JS = Path(__file__).resolve().parent / "js"
 SERVER_ENV = {"DJANGO_SETTINGS_MODULE": "tests.settings_browser", "STREAMING_DEMO_TOKENS_PER_SECOND": "400"}
 
 
@@ -30,34 +26,13 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield live
 
 
-def run_client(server: LiveServer) -> dict[str, Any]:
-    require(shutil.which("node") is not None, "Node.js is not installed")
-    require(
-        (JS / "node_modules" / "ai").is_dir(), "the ai package is not installed: npm ci --prefix tests/js"
-    )
-    with server.client() as client:
-        client.get("/chat/api/models")
-        cookies = dict(client.cookies.items())
-    cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
-    done = subprocess.run(
-        ["node", str(JS / "ai_sdk_tools.mjs"), server.url + "/chat/api", cookie, cookies["csrftoken"]],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        cwd=JS,
-    )
-    assert done.returncode == 0, done.stderr + server.log()[-3000:]
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
-
-
 def tool_parts(chat: dict[str, Any], name: str) -> list[dict[str, Any]]:
     return [p for p in chat["messages"][-1]["parts"] if p["type"] == f"tool-{name}"]
 
 
 def test_the_ai_sdk_builds_tool_parts_and_answers_approvals(server: LiveServer) -> None:
     with server.log_on_failure():
-        result = run_client(server)
+        result = run_node(server, "ai_sdk_tools.mjs", "/chat", timeout=90)
 
     timed = result["timed"]
     assert (timed["status"], timed["error"]) == ("ready", None)

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
+from tests import test_browser
 from tests.axe import require_axe, serious_violations
-from tests.browser_support import ChatPage, chat_page, chromium_available, launch, session_cookies
+from tests.browser_support import ChatPage, chat_page, session_cookies
 from tests.conftest import require
 from tests.servers import NEEDS, LiveServer, available, running_server
 
@@ -26,16 +27,7 @@ SERVERS = {"asgi": "runserver", "wsgi": "gunicorn"}
 SERVER_ENV = {"DJANGO_SETTINGS_MODULE": "tests.settings_browser", "STREAMING_DEMO_TOKENS_PER_SECOND": "400"}
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    ok, reason = chromium_available()
-    require(ok, reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
+browser = test_browser.browser  # (Chromium, once per module)
 
 
 @pytest.fixture(scope="module", params=list(SERVERS))

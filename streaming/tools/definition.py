@@ -78,7 +78,12 @@ class Tool:
         return TypeAdapter(signature, config=ConfigDict(title=self.name))
 
     def parameters(self) -> dict[str, Any]:
-        """The JSON schema of the tool's input (an object), with the docstring's parameter notes."""
+        """The JSON schema of the tool's input (an object), with the docstring's parameter notes: made
+        once (every model call of a reply sends it), and not to be changed by its users."""
+        return self._parameters
+
+    @functools.cached_property
+    def _parameters(self) -> dict[str, Any]:
         schema = dict(self._adapter.json_schema())
         schema.pop("title", None)
         notes = _argument_notes(inspect.getdoc(self.function) or "")

@@ -2,7 +2,7 @@
 // tools: the demo model calls `current_time` and the client builds the tool part from the stream; a model
 // asks to run `remember`, a tool that needs approval, the client answers with addToolApprovalResponse,
 // and (with sendAutomaticallyWhen) sends the next request itself, which goes on with the same message.
-// Usage: node ai_sdk_tools.mjs <api base url> <cookie header> <csrf token>
+// Usage: node ai_sdk_tools.mjs <base url> <cookie header> <csrf token>
 // Prints one JSON object with each chat's messages.
 
 import {
@@ -12,32 +12,13 @@ import {
   lastAssistantMessageIsCompleteWithApprovalResponses,
 } from "ai";
 
-const [api, cookie, csrf] = process.argv.slice(2);
+import { MemoryState } from "./memory_state.mjs";
 
-class MemoryState {
-  constructor() {
-    this.messages = [];
-    this.status = "ready";
-    this.error = undefined;
-    this.experimental_queuedMessages = [];
-  }
-  pushMessage(message) {
-    this.messages = [...this.messages, message];
-  }
-  popMessage() {
-    this.messages = this.messages.slice(0, -1);
-  }
-  replaceMessage(index, message) {
-    this.messages = [...this.messages.slice(0, index), this.snapshot(message), ...this.messages.slice(index + 1)];
-  }
-  snapshot(value) {
-    return structuredClone(value);
-  }
-}
+const [base, cookie, csrf] = process.argv.slice(2);
 
 function newChat(model) {
   const transport = new DefaultChatTransport({
-    api: `${api}/chat`,
+    api: `${base}/api/chat`,
     headers: { Cookie: cookie, "X-CSRFToken": csrf },
     body: { model },
   });
