@@ -82,6 +82,10 @@ class Parts:
         self._open[part_id] = index
         self._pieces[index] = [self.parts[index]["text"]]
 
+    def pieces(self, part_id: str) -> list[str]:
+        """The open part's text so far, in pieces, which its deltas may be appended to directly."""
+        return self._pieces[self._open[part_id]]
+
     def _end(self, part_id: str) -> int | None:
         index = self._open.pop(part_id, None)
         if index is not None:

@@ -44,6 +44,8 @@ Chunk = dict[str, Any]
 #: A token count past this is not believed: the reply keeps an estimate instead (a count this large
 #: would be a bug upstream, and would not fit the database's integer columns).
 MAX_TOKENS = 10**9
+#: The delta chunk of an open part, by the first letter of its id.
+DELTAS = {"t": "text-delta", "r": "reasoning-delta"}
 #: A reply that waits for its user to approve tool calls (its status until they answer).
 AWAITING_APPROVAL = "awaiting_approval"
 
@@ -115,6 +117,7 @@ class ReplyState(StepsMixin):
     _open_part: str | None = None  # e.g. "r1" or "t2" while a part is open
     _numbers: dict[str, int] = field(default_factory=dict)  # parts opened, per kind
     _output_chars: int = 0
+    _pieces: list[str] = field(default_factory=list)  # the open part's pieces (in its Parts)
 
     def __post_init__(self) -> None:
         self._parts = Parts(self.before, merge_text=self.merge_text)
@@ -161,24 +164,32 @@ class ReplyState(StepsMixin):
         return []
 
     def _delta(self, prefix: str, kind: str, text: str) -> list[Chunk]:
+        # The path of every token: the open part's pieces take the text without a pass through Parts.
         if not text:
             return []
-        self._output(len(text))
         step = self.step
+        if step.ttft_ms is None:
+            self._output(0)
+        size = len(text)
+        step.chars += size
+        self._output_chars += size
         if kind == "text":
             step.text.append(text)
         else:
             step.reasoning.append(text)
-            step.reasoning_chars += len(text)
-        chunks: list[Chunk] = []
+            step.reasoning_chars += size
         part_id = self._open_part
-        if part_id is None or part_id[0] != prefix:
-            chunks += self._close_part()
-            number = self._numbers[kind] = self._numbers.get(kind, 0) + 1
-            part_id = self._open_part = f"{prefix}{number}"
-            chunks.append({"type": f"{kind}-start", "id": part_id})
-        chunks.append({"type": f"{kind}-delta", "id": part_id, "delta": text})
-        return self.emit(chunks)
+        if part_id is not None and part_id[0] == prefix:
+            self._pieces.append(text)
+            return [{"type": DELTAS[prefix], "id": part_id, "delta": text}]
+        chunks = self._close_part()
+        number = self._numbers[kind] = self._numbers.get(kind, 0) + 1
+        part_id = self._open_part = f"{prefix}{number}"
+        chunks.append({"type": f"{kind}-start", "id": part_id})
+        self.emit(chunks)
+        self._pieces = self._parts.pieces(part_id)
+        self._pieces.append(text)
+        return [*chunks, {"type": DELTAS[prefix], "id": part_id, "delta": text}]
 
     def _output(self, chars: int) -> None:
         """Output came (text, reasoning, a tool call): the first is the reply's first token."""
@@ -191,6 +202,7 @@ class ReplyState(StepsMixin):
         self._output_chars += chars
 
     def _close_part(self) -> list[Chunk]:
+        """The open part's end (emitted by the caller)."""
         part_id = self._open_part
         if part_id is None:
             return []
