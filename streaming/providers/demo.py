@@ -1,8 +1,8 @@
 """The offline demo provider: a deterministic markdown reply, a word at a time, with usage.
 
-It calls tools too, when it is offered them: a message that asks for the time calls ``current_time``,
-one that asks to search (``search for ...``, ``find ...``) calls ``search_conversations`` with the
-words after it, and the reply after the call tells what the tool answered. So the demo project shows
+It calls tools too, when it is offered them: a message that asks for the time (``what time ...``,
+``the date``) calls ``current_time``, one that says ``search for ...`` calls ``search_conversations``
+with the words after it, and the reply after the call tells what the tool answered. So the demo project shows
 tool calls without a key.
 
 Options: ``tokens_per_second`` (default 50; 0 streams as fast as possible), ``min_reply_tokens``
@@ -55,8 +55,10 @@ REASONING = "The user wrote {count} words. I will answer with a short markdown r
 
 
 #: Which offered tool the demo calls for a message, and with what input.
-ASKS_TIME = re.compile(r"\b(time|clock|date|today)\b", re.IGNORECASE)
-ASKS_SEARCH = re.compile(r"\b(?:search(?:\s+for)?|find|look\s+for)\s+(.+?)[\s?.!]*$", re.IGNORECASE)
+ASKS_TIME = re.compile(
+    r"\b(what time|the time|current time|what day|what date|the date|today's date)\b", re.I
+)
+ASKS_SEARCH = re.compile(r"\bsearch (?:my conversations )?for (.+?)[\s?.!]*$", re.IGNORECASE)
 
 
 def split_tokens(text: str) -> list[str]:
