@@ -443,6 +443,12 @@ class ChatApp {
   answer(reply, button) {
     const view = this.view;
     if (view.busy) return;
+    const replies = view.element.querySelectorAll("article.message.assistant");
+    if (reply.element !== replies[replies.length - 1]) {
+      // A message sent since closed the question: the server denied the call, unanswered.
+      this.announce("The conversation went on since: that call can no longer be approved.", true);
+      return;
+    }
     const answer = { id: button.dataset.approvalId, approved: button.dataset.action === "tool-approve" };
     reply.tools.answering(answer);
     view.reply = reply;
