@@ -16,15 +16,15 @@ from typing import Any
 
 from streaming import limits
 from streaming.database import write_transaction
-from streaming.exceptions import InvalidRequest, NotAwaitingApproval, NotFound
-from streaming.models import Conversation, Message
+from streaming.exceptions import InvalidRequest, NotAwaitingApproval
+from streaming.models import Message
 from streaming.parts import Part, call_of, context_messages, is_tool, result_of, steps, text_of
 from streaming.reply import ReplyState
 from streaming.services import (
     _history,
-    _refuse_if_streaming,
     _with_system_prompt,
     going_on,
+    lock_reply,
     offered_tools,
     resolve_model,
 )
@@ -60,16 +60,7 @@ def answer_approvals(
 
 def _awaiting(user: Any, message_id: uuid.UUID) -> Message:
     """The user's reply awaiting approval, its conversation locked; 404 or 409 otherwise."""
-    found = (
-        Message.objects.filter(pk=message_id, role=Message.Role.ASSISTANT, conversation__owner_id=user.pk)
-        .select_related("conversation")
-        .first()
-    )
-    if found is None:
-        raise NotFound("No such reply.", field="approvals")
-    conversation = Conversation.objects.select_for_update().get(pk=found.conversation_id)
-    _refuse_if_streaming(conversation)
-    found.refresh_from_db()
+    found = lock_reply(user, message_id, field="approvals")
     if found.status != Message.Status.AWAITING_APPROVAL:
         raise NotAwaitingApproval(f"This reply awaits no approval; it is {found.status}.")
     return found

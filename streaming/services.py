@@ -149,16 +149,8 @@ def _continue_reply(user: Any, chat: ChatInput, message_id: uuid.UUID) -> ReplyS
     """Ask the model to go on with a reply that was cut short (stopped, failed or interrupted): the new
     text is appended to the same message, and the call gets a usage row of its own."""
     with write_transaction():
-        reply = (
-            Message.objects.select_related("conversation")
-            .filter(pk=message_id, role=Message.Role.ASSISTANT, conversation__owner_id=user.pk)
-            .first()
-        )
-        if reply is None:
-            raise NotFound("No such reply.", field="continue")
-        conversation = Conversation.objects.select_for_update().get(pk=reply.conversation_id)
-        _refuse_if_streaming(conversation)
-        reply.refresh_from_db()
+        reply = lock_reply(user, message_id, field="continue")
+        conversation = reply.conversation
         if reply.status not in CUT_SHORT:
             raise NotContinuable(f"Only a reply cut short can be continued; this one is {reply.status}.")
         spec = resolve_model(chat.model_id or reply.model)
@@ -169,6 +161,21 @@ def _continue_reply(user: Any, chat: ChatInput, message_id: uuid.UUID) -> ReplyS
         said = message_context(reply.role, reply.content, parts, tools=bool(tools))
         context = _with_system_prompt([*history, *said, ChatMessage("user", CONTINUE_PROMPT)])
         return going_on(user, reply, spec, context, reasoning, tools, before=parts, merge_text=True)
+
+
+def lock_reply(user: Any, message_id: uuid.UUID, *, field: str) -> Message:
+    """The user's assistant message, its conversation locked (in the caller's transaction): 404 for
+    anyone else's, 409 while a reply streams in its conversation."""
+    reply = (
+        Message.objects.select_related("conversation")
+        .filter(pk=message_id, role=Message.Role.ASSISTANT, conversation__owner_id=user.pk)
+        .first()
+    )
+    if reply is None:
+        raise NotFound("No such reply.", field=field)
+    _refuse_if_streaming(Conversation.objects.select_for_update().get(pk=reply.conversation_id))
+    reply.refresh_from_db()
+    return reply
 
 
 def going_on(
