@@ -36,6 +36,8 @@ PROVIDERS: dict[str, dict[str, Any]] = {
 }
 
 DEMO_MODEL = {"id": "demo:echo", "label": "Demo (offline)", "reasoning": True}
+#: The demo project's example tools, offered to every model it configures (project.tools).
+TOOLS = ["project.tools.current_time", "project.tools.search_conversations"]
 
 
 def streaming_setting(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -58,7 +60,7 @@ def streaming_setting(environ: Mapping[str, str]) -> dict[str, Any]:
     if override:
         labelled = {m["id"]: m for m in models}
         models = [labelled.get(model_id, model_id) for model_id in override]
-    setting = {"PROVIDERS": providers, "MODELS": models, **scalar_settings(environ)}
+    setting = {"PROVIDERS": providers, "MODELS": models, "TOOLS": TOOLS, **scalar_settings(environ)}
     if environ.get("REDIS_URL"):  # replies readable through every process: a reload may reach another
         setting["REPLY_LOG"] = {
             "BACKEND": "streaming.replylog.redis.RedisReplyLog",

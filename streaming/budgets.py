@@ -30,7 +30,7 @@ from django.utils import timezone
 from streaming.attempts import AttemptPlan
 from streaming.conf import ModelSpec, app_settings
 from streaming.costs import OverrideBook
-from streaming.events import ReasoningDelta, TextDelta, Usage, estimate_tokens
+from streaming.events import ReasoningDelta, TextDelta, ToolCallDelta, Usage, estimate_tokens
 from streaming.exceptions import BudgetExceeded
 from streaming.models import BudgetReservation, UserBudget
 from streaming.models import Usage as UsageRow
@@ -142,7 +142,13 @@ def budget_status(user_id: Any, now: datetime | None = None) -> BudgetStatus:
 
 
 def reserve(
-    user_id: Any, message_id: Any, spec: ModelSpec, context: Sequence[ChatMessage], *, reasoning: bool
+    user_id: Any,
+    message_id: Any,
+    spec: ModelSpec,
+    context: Sequence[ChatMessage],
+    *,
+    reasoning: bool,
+    tools: bool = False,
 ) -> BudgetGuard | None:
     """Hold the most a reply that starts now can cost against its user's budget; the guard that stops
     it, while it streams, at the budget left; None for a user without a limit.
@@ -150,8 +156,9 @@ def reserve(
     Call it in the transaction that stores the reply: the reservation is written with it, and the
     reply starts of one user take turns from here to its commit, so that each sees what the others
     hold. The reservation is the reply's worst case (its input, and its provider's output limit at
-    the price of the dearest model that may answer), or what is left when that is less: the guard
-    stops the reply there. ``BudgetExceeded`` (402) when what is left cannot pay for the input.
+    the price of the dearest model that may answer; with tools, that of ``MAX_STEPS`` model
+    calls), or what is left when that is less: the guard stops the reply there. ``BudgetExceeded``
+    (402) when what is left cannot pay for the input.
     ``saving.save_reply`` deletes the reservation when it writes the reply's usage row.
     """
     if app_settings.monthly_budget_usd is None and not _has_own_limit(user_id):
@@ -167,10 +174,11 @@ def reserve(
         raise status.refusal()
     if not prices.rates:
         return None  # an unpriced model: nothing to hold, nothing to judge it by
+    worst = prices.worst * (app_settings.max_steps if tools else 1)
     BudgetReservation.objects.create(
         user_id=user_id,
         message_id=message_id,
-        amount=min(prices.worst, left),
+        amount=min(worst, left),
         created_at=now,
         expires_at=now + RESERVATION_LIFETIME,
     )
@@ -206,21 +214,24 @@ class BudgetGuard:
     """Stops a reply whose estimated cost would pass the budget left for it when it started (the limit
     less the spend and what the other replies streaming then held). No I/O.
 
-    ``rates`` maps each model the reply may be answered by (the model and its fallbacks) to the
-    cost of the context's input and the cost of one output token.
+    ``rates`` maps each model the reply may be answered by (the model and its fallbacks) to the cost
+    of the context's input, of one output token and of one input token. A reply of several model calls
+    (tools) counts each: what the calls before this one came to, then this one's input and output.
     """
 
     remaining: Decimal
-    rates: dict[str, tuple[Decimal, Decimal]]
+    rates: dict[str, tuple[Decimal, Decimal, Decimal]]
     output_chars: int = 0
     reported_output: int = 0
     estimate: Decimal = field(default=Decimal(0))
+    before: Decimal = field(default=Decimal(0))  # the estimated cost of the reply's earlier model calls
+    input_tokens: int | None = None  # this call's context, after the first call (None: the first's)
 
     def crossed(self, items: Iterable[object], model_id: str) -> bool:
         """Take in a batch of events; True when the reply's estimated cost now passes the budget."""
         grew = False
         for item in items:
-            if isinstance(item, (TextDelta, ReasoningDelta)):
+            if isinstance(item, (TextDelta, ReasoningDelta, ToolCallDelta)):
                 self.output_chars += len(item.text)
                 grew = True
             elif isinstance(item, Usage):
@@ -228,10 +239,18 @@ class BudgetGuard:
         rates = self.rates.get(model_id)
         if not grew or rates is None:
             return False
-        input_cost, per_output_token = rates
+        input_cost, per_output_token, per_input_token = rates
+        if self.input_tokens is not None:
+            input_cost = self.input_tokens * per_input_token
         output_tokens = max(estimate_tokens_of(self.output_chars), self.reported_output)
-        self.estimate = input_cost + output_tokens * per_output_token
+        self.estimate = self.before + input_cost + output_tokens * per_output_token
         return self.estimate > self.remaining
+
+    def next_call(self, input_tokens: int) -> None:
+        """The reply calls the model again, with a context of about ``input_tokens``."""
+        self.before = self.estimate
+        self.output_chars = self.reported_output = 0
+        self.input_tokens = input_tokens
 
 
 def estimate_tokens_of(chars: int) -> int:
@@ -246,7 +265,7 @@ class ReplyPrices:
     ``worst`` is the most the reply can cost, ``least`` the least (its input, at the cheapest).
     """
 
-    rates: dict[str, tuple[Decimal, Decimal]]
+    rates: dict[str, tuple[Decimal, Decimal, Decimal]]
     worst: Decimal
     least: Decimal
 
@@ -256,17 +275,19 @@ def reply_prices(spec: ModelSpec, context: Sequence[ChatMessage], *, reasoning: 
     candidates = AttemptPlan(spec).candidates
     book = OverrideBook((c.provider, c.model) for c in candidates)
     probe = Usage(input_tokens=sum(estimate_tokens(m.content) for m in context), output_tokens=int(MILLION))
+    per_input = Usage(input_tokens=int(MILLION))
     now = timezone.now()
-    rates: dict[str, tuple[Decimal, Decimal]] = {}
+    rates: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
     worst = Decimal(0)
     for candidate in candidates:
         price = book.price(probe, candidate.provider, candidate.model, now)
         if price.input_cost is None or price.output_cost is None:
             continue
+        input_price = book.price(per_input, candidate.provider, candidate.model, now).input_cost or Decimal(0)
         input_cost, per_token = price.input_cost, price.output_cost / MILLION
-        rates[candidate.id] = (input_cost, per_token)
+        rates[candidate.id] = (input_cost, per_token, input_price / MILLION)
         worst = max(worst, input_cost + per_token * output_limit(candidate, reasoning=reasoning))
-    least = min((input_cost for input_cost, _ in rates.values()), default=Decimal(0))
+    least = min((rate[0] for rate in rates.values()), default=Decimal(0))
     return ReplyPrices(rates, worst, least)
 
 

@@ -9,6 +9,10 @@
 * ``streaming.E006``: ``MONTHLY_BUDGET_USD`` is not an amount >= 0.
 * ``streaming.E007``: ``MAX_CONCURRENT_REPLIES`` or ``REPLIES_PER_MINUTE`` is not a whole number >= 1
   or None.
+* ``streaming.E008``: ``TOOLS`` is malformed, or a tool it lists cannot be imported or described (its
+  schema cannot be made from its signature), or it names a model that ``MODELS`` does not list.
+* ``streaming.E009``: ``MAX_STEPS`` or ``TOOL_OUTPUT_MAX_CHARS`` is not a whole number >= 1, or
+  ``TOOL_TIMEOUT`` is not a number of seconds above 0.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from django.utils.module_loading import import_string
 
 from streaming.conf import app_settings, parse_model_entry
 from streaming.providers.base import Provider
+from streaming.tools.registry import load
 
 
 @register()
@@ -54,6 +59,47 @@ def check_streaming_settings(app_configs: Any = None, **kwargs: Any) -> list[Che
     messages += _check_references(known)
     messages += _check_budget()
     messages += _check_limits()
+    messages += _check_tools(known)
+    messages += _check_tool_limits()
+    return messages
+
+
+def _check_tools(known: set[str]) -> list[CheckMessage]:
+    try:
+        configured = app_settings.tools
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), hint='For example ["myapp.tools.search_orders"].', id="streaming.E008")]
+    messages: list[CheckMessage] = []
+    for model_id, paths in configured.items():
+        if model_id != "*" and model_id not in known:
+            messages.append(
+                Error(
+                    f"STREAMING['TOOLS'] names the model {model_id!r}, which is not in STREAMING['MODELS'].",
+                    hint="Use a model id of MODELS, or '*' for every model.",
+                    id="streaming.E008",
+                )
+            )
+        for path in paths:
+            try:
+                load(path)
+            except Exception as exc:
+                messages.append(
+                    Error(
+                        f"STREAMING['TOOLS'] lists {path!r}, which cannot be used as a tool: {exc}",
+                        hint="Name a typed function (or a @streaming.tool) by its dotted path.",
+                        id="streaming.E008",
+                    )
+                )
+    return messages
+
+
+def _check_tool_limits() -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for name in ("max_steps", "tool_timeout", "tool_output_max_chars"):
+        try:
+            getattr(app_settings, name)
+        except ImproperlyConfigured as exc:
+            messages.append(Error(str(exc), hint="See the Tools documentation.", id="streaming.E009"))
     return messages
 
 

@@ -47,6 +47,15 @@ DEFAULTS: dict[str, Any] = {
     # either); past one, a 429 with Retry-After (streaming.limits).
     "MAX_CONCURRENT_REPLIES": 4,
     "REPLIES_PER_MINUTE": 20,
+    # Tools the model may call (streaming.tools): dotted paths, for every model (a list) or per model
+    # (a dict of model id, or "*" for all, to a list).
+    "TOOLS": [],
+    # Model calls per reply: a reply whose model keeps calling tools gets its last call without them.
+    "MAX_STEPS": 5,
+    # Seconds a tool call may run (a tool's own ``timeout`` wins), and the longest output it may give
+    # back (characters of its JSON): past either, the model is told the call failed.
+    "TOOL_TIMEOUT": 30.0,
+    "TOOL_OUTPUT_MAX_CHARS": 20_000,
 }
 
 
@@ -230,6 +239,39 @@ class StreamingSettings:
     def replies_per_minute(self) -> int | None:
         return _limit("REPLIES_PER_MINUTE", self._get("REPLIES_PER_MINUTE"))
 
+    @property
+    def tools(self) -> dict[str, list[str]]:
+        """``TOOLS`` as model id (``"*"``: every model) to dotted paths; ImproperlyConfigured if malformed."""
+        value = self._get("TOOLS")
+        if isinstance(value, (list, tuple)):
+            value = {"*": value}
+        if not isinstance(value, dict) or not all(
+            isinstance(paths, (list, tuple)) and all(isinstance(p, str) for p in paths)
+            for paths in value.values()
+        ):
+            raise ImproperlyConfigured(
+                "STREAMING['TOOLS'] must be a list of dotted paths, "
+                "or a dict of model id (or '*') to such lists."
+            )
+        return {str(model): list(paths) for model, paths in value.items()}
+
+    @property
+    def max_steps(self) -> int:
+        limit = _limit("MAX_STEPS", self._get("MAX_STEPS"))
+        if limit is None:
+            raise ImproperlyConfigured(
+                "STREAMING['MAX_STEPS'] = None: a reply needs at least one model call."
+            )
+        return limit
+
+    @property
+    def tool_timeout(self) -> float:
+        return _positive("TOOL_TIMEOUT", self._get("TOOL_TIMEOUT"))
+
+    @property
+    def tool_output_max_chars(self) -> int | None:
+        return _limit("TOOL_OUTPUT_MAX_CHARS", self._get("TOOL_OUTPUT_MAX_CHARS"))
+
 
 def _limit(key: str, value: Any) -> int | None:
     """A per-user limit: a whole number >= 1, or None for none."""
@@ -238,6 +280,13 @@ def _limit(key: str, value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return value
     raise ImproperlyConfigured(f"STREAMING[{key!r}] = {value!r} is not a whole number >= 1 (or None).")
+
+
+def _positive(key: str, value: Any) -> float:
+    """A number of seconds above 0."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    raise ImproperlyConfigured(f"STREAMING[{key!r}] = {value!r} is not a number of seconds above 0.")
 
 
 app_settings = StreamingSettings()

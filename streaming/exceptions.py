@@ -72,6 +72,12 @@ class NotContinuable(StreamingError):
     default_message = "Only a reply cut short can be continued."
 
 
+class NotAwaitingApproval(StreamingError):
+    code = "not_awaiting_approval"
+    status = 409
+    default_message = "This reply awaits no approval."
+
+
 class BudgetExceeded(StreamingError):
     code = "budget_exceeded"
     status = 402

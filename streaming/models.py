@@ -82,13 +82,19 @@ class Message(models.Model):
         CANCELLED = "cancelled"
         ERROR = "error"
         INTERRUPTED = "interrupted"
+        AWAITING_APPROVAL = "awaiting_approval"  # its tool calls wait for the user's answer
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=16, choices=Role.choices)
-    content = models.TextField(blank=True)
+    content = models.TextField(blank=True, help_text="Its text (the text parts, a blank line between them).")
     reasoning = models.TextField(blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    parts = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What it said and did, in order: the AI SDK's UI message parts (text, reasoning, tools).",
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.COMPLETE)
     finish_reason = models.CharField(max_length=32, blank=True)
     model = models.CharField(max_length=200, blank=True)
     error_code = models.CharField(max_length=64, blank=True)

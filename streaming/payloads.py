@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 
+from streaming.approvals import answers_of
 from streaming.exceptions import InvalidRequest, RequestTooLarge, UnsupportedMediaType
 from streaming.models import CLIENT_ID_MAX_LENGTH
 from streaming.services import ChatInput
@@ -128,10 +129,49 @@ def parse_chat(body: bytes) -> ChatInput:
     )
 
 
+def parse_approvals(body: bytes) -> tuple[dict[str, tuple[bool, str]], str | None, bool]:
+    """``{"approvals": [{"id", "approved", "reason"?}], "model"?, "reasoning"?}``: the answers, and the
+    model and reasoning of the reply that goes on."""
+    data = parse_json_object(body)
+    model = _optional(data, "model", str, "a model id string like 'openai:gpt-4.1-mini'")
+    reasoning = bool(_optional(data, "reasoning", bool, "true or false"))
+    return answers_of(data.get("approvals"), "approvals"), model, reasoning
+
+
+def _answered(message: Any) -> tuple[uuid.UUID, dict[str, tuple[bool, str]]] | None:
+    """The approval answers in the last UI message, when it is an assistant's with some (the tool parts
+    in state ``approval-responded``): its id and the answers."""
+    if (
+        not isinstance(message, dict)
+        or message.get("role") != "assistant"
+        or not isinstance(message.get("parts"), list)
+    ):
+        return None
+    answers = [
+        dict(part["approval"]) if isinstance(part.get("approval"), dict) else {}
+        for part in message["parts"]
+        if isinstance(part, dict) and part.get("state") == "approval-responded"
+    ]
+    if not answers:
+        return None
+    return message_ref(message.get("id"), "messages"), answers_of(answers, "messages")
+
+
 def _parse_use_chat(data: dict[str, Any], model: str | None, reasoning: bool) -> ChatInput:
     messages = data["messages"]
     if not isinstance(messages, list):
         raise InvalidRequest("'messages' must be a list of UI messages.", field="messages")
+    answered = _answered(messages[-1] if messages else None)
+    if answered is not None:  # the AI SDK's addToolApprovalResponse: the reply goes on
+        message_id, answers = answered
+        return ChatInput(
+            conversation_ref(data.get("id"), "id"),
+            "",
+            model,
+            reasoning=reasoning,
+            approved=message_id,
+            answers=answers,
+        )
     trigger = data.get("trigger", "submit-message")
     if trigger not in TRIGGERS:
         raise InvalidRequest(f"'trigger' must be one of {', '.join(TRIGGERS)}.", field="trigger")

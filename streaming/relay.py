@@ -25,12 +25,14 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 
 from streaming import database, presence, upkeep
 from streaming.conf import ModelSpec, app_settings
-from streaming.events import Event
+from streaming.events import Event, estimate_tokens
 from streaming.exceptions import BudgetExceeded, ProviderTimeout, StreamingError
-from streaming.providers.base import ChatRequest
+from streaming.parts import Part
+from streaming.providers.base import ChatRequest, ToolResult
 from streaming.reply import Chunk, ReplyState
 from streaming.replylog import Transcript
 from streaming.saving import save_reply
+from streaming.steps import ToolPlan
 from streaming.stopping import watcher
 from streaming.timers import timers
 
@@ -55,6 +57,7 @@ class Relay:
         self._task: asyncio.Task[None] | None = None
         self._unread_since: float | None = None
         self._save_attempts = 0
+        self.tools_running = False  # no timeout of the model's counts while the step's tools run
 
     @property
     def message_id(self) -> str:
@@ -97,8 +100,11 @@ class Relay:
         reply = self.reply
         # Decided per model: a fallback without reasoning must not be asked for it.
         request = ChatRequest(
-            spec.model, reply.context, reasoning=reply.reasoning_requested and spec.reasoning
+            spec.model, reply.step_context(), reasoning=reply.reasoning_requested and spec.reasoning
         )
+        if reply.tools:
+            request.tools = reply.tool_specs()
+            request.tool_choice = "none" if reply.last_call else None
         if blocking:
             with self._lock:
                 self._hangup = request.hangup.hang_up
@@ -113,7 +119,7 @@ class Relay:
             if self.ended.is_set():
                 return False
             reply = self.reply
-            waiting = reply.ttft_ms is None
+            waiting = reply.step.ttft_ms is None
             chunks = reply.on_event(event)
             self.last_event = time.monotonic()
             if chunks:
@@ -124,11 +130,62 @@ class Relay:
             if not streaming:
                 self.ended.set()
         if streaming:
-            if waiting and reply.ttft_ms is not None:  # the first token: now the idle timeout counts
+            if waiting and reply.step.ttft_ms is not None:  # the first token: now the idle timeout counts
                 timers.at(self._deadline(), self._check_time)
             return True
         self._finish()
         return False
+
+    def parts(self) -> list[Part]:
+        """The reply's parts so far (for a checkpoint, from another thread)."""
+        with self._lock:
+            return self.reply.parts
+
+    # -- steps ------------------------------------------------------------------------------------
+    def end_call(self) -> bool:
+        """The model's stream of this step ended; False when the reply has ended."""
+        with self._lock:
+            if self.ended.is_set():
+                return False
+            self.transcript.append(self.reply.step_done())
+            return True
+
+    def plan_tools(self) -> ToolPlan | None:
+        """What becomes of the step's tool calls (approval requests go out now); None once it ended."""
+        with self._lock:
+            if self.ended.is_set():
+                return None
+            plan, chunks = (
+                self.reply.plan_tools() if not self.reply.resuming else (self.reply.plan_approved(), [])
+            )
+            self.transcript.append(chunks)
+            self.tools_running = bool(plan.run)
+            return plan
+
+    def tool_results(self, results: list[ToolResult]) -> bool:
+        with self._lock:
+            self.tools_running = False
+            if self.ended.is_set():
+                return False
+            self.last_event = time.monotonic()
+            self.transcript.append(self.reply.tool_results(results))
+            return True
+
+    def next_step(self) -> bool:
+        """The model is called again with the step's results; False when the reply has ended."""
+        with self._lock:
+            if self.ended.is_set():
+                return False
+            reply = self.reply
+            reply.resuming = False
+            self.transcript.append(reply.next_step())
+            if reply.budget is not None:
+                reply.budget.next_call(sum(estimate_tokens(m.content) for m in reply.step_context()))
+            return True
+
+    def await_approval(self) -> None:
+        """The step's calls wait for the user's answer: the reply ends here, and goes on when it comes."""
+        self._settle(ReplyState.await_approval)
 
     def complete(self) -> None:
         self._settle(ReplyState.complete)
@@ -155,8 +212,11 @@ class Relay:
 
     # -- time and readers ---------------------------------------------------------------------------
     def _deadline(self) -> float:
-        if self.reply.ttft_ms is None:
-            return self.reply.started + app_settings.first_token_timeout
+        if self.tools_running:  # (a tool's own timeout applies; the model's count starts again after)
+            return time.monotonic() + app_settings.idle_timeout
+        step = self.reply.step
+        if step.ttft_ms is None:
+            return step.started + app_settings.first_token_timeout
         return self.last_event + app_settings.idle_timeout
 
     def _check_time(self) -> None:
@@ -165,7 +225,7 @@ class Relay:
         if time.monotonic() < self._deadline():
             timers.at(self._deadline(), self._check_time)  # a token came since: the deadline moved
             return
-        if self.reply.ttft_ms is None:
+        if self.reply.step.ttft_ms is None:
             message = f"The model sent nothing within {app_settings.first_token_timeout:g} seconds."
         else:
             message = f"The model stopped sending for {app_settings.idle_timeout:g} seconds."

@@ -1,7 +1,8 @@
 """A stored reply as a stream: what a reader gets once the reply has ended and its log is gone.
 
-The chunks are those the live stream had, with its text and reasoning whole: ``start``, the parts,
-and the ending of its outcome (``finish`` with the stored usage and cost, an ``error``, or
+The chunks are those the live stream had, with each text and reasoning part whole: ``start``, the
+steps with their parts (text, reasoning, tool calls with their input and output), and the ending of
+its outcome (``finish`` with the stored usage and cost, an ``error``, or
 ``message-metadata`` + ``abort`` for a stop). Their ids count from 0 again: a client that resumed
 after an id replaces what it had when a stream starts with ``start``.
 """
@@ -9,11 +10,11 @@ after an id replaces what it had when a stream starts with ``start``.
 from __future__ import annotations
 
 from streaming.conf import model_spec
-from streaming.events import ReasoningDelta, TextDelta
 from streaming.exceptions import NotFound, StreamingError
 from streaming.models import Message, question_of
+from streaming.parts import from_text, replay_chunks
 from streaming.pricing import cost_string
-from streaming.reply import Chunk, ReplyState
+from streaming.reply import Chunk, ModelCall, ReplyState
 from streaming.serializers import total_cost, total_usage
 
 
@@ -34,12 +35,13 @@ def stored_chunks(message_id: str) -> list[Chunk]:
     chunks = reply.opening_chunks()
     if message.status == Message.Status.STREAMING:
         return chunks  # (not ended: nothing more to say yet)
-    chunks += reply.on_event(ReasoningDelta(message.reasoning))
-    chunks += reply.on_event(TextDelta(message.content))
+    chunks = chunks[:1] + replay_chunks(message.parts or from_text(message.content, message.reasoning))
+    reply.step.open = True
     _settle(reply, message)
     reply.ttft_ms, reply.duration_ms = message.ttft_ms, message.duration_ms
     rows = list(message.usage.all())
-    reply.usage = total_usage(rows)
+    usage = total_usage(rows)
+    reply.calls = [] if usage is None else [ModelCall(reply.spec, usage)]
     reply.cost = cost_string(total_cost(rows))
     return chunks + reply.closing_chunks()
 
@@ -49,6 +51,8 @@ def _settle(reply: ReplyState, message: Message) -> None:
     if status == Message.Status.COMPLETE:
         reply.complete()
         reply.finish_reason = message.finish_reason or "stop"
+    elif status == Message.Status.AWAITING_APPROVAL:
+        reply.await_approval()
     elif status == Message.Status.CANCELLED:
         reply.cancel(message.error_code)
     elif status == Message.Status.INTERRUPTED:

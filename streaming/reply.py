@@ -1,25 +1,41 @@
 """The state of one streaming reply, without I/O: events in, protocol chunks out.
 
-Both transports (SSE over WSGI or ASGI, and WebSocket) drive a ``ReplyState``: it accumulates the
-text, reasoning, usage and timings that ``saving.save_reply`` persists, and builds the chunks of the
-Vercel AI SDK's UI message stream (v1).
+Both transports (SSE over WSGI or ASGI, and WebSocket) drive a ``ReplyState``: it builds the chunks of
+the Vercel AI SDK's UI message stream (v1) from the provider's events, folds them into the message's
+parts (``streaming.parts``: what ``saving.save_reply`` stores), and keeps the usage of each model call
+and the reply's timings. A reply may take several model calls (steps): the model calls tools, the app
+runs them and calls the model again; ``streaming.steps`` has that part of the state.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from streaming.conf import ModelSpec
-from streaming.events import Event, Finish, ReasoningDelta, TextDelta, Usage, estimate_tokens
+from streaming.events import (
+    Event,
+    Finish,
+    ReasoningDelta,
+    ReasoningSignature,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallStart,
+    Usage,
+    estimate_tokens,
+    usage_sum,
+)
 from streaming.exceptions import ReplyInterrupted, StreamingError
+from streaming.parts import Part, Parts, text_of
 from streaming.providers.base import ChatMessage
+from streaming.steps import Step, StepsMixin
 
 if TYPE_CHECKING:
     from streaming.budgets import BudgetGuard
+    from streaming.tools.definition import Tool
 
 logger = logging.getLogger(__name__)
 
@@ -28,26 +44,15 @@ Chunk = dict[str, Any]
 #: A token count past this is not believed: the reply keeps an estimate instead (a count this large
 #: would be a bug upstream, and would not fit the database's integer columns).
 MAX_TOKENS = 10**9
+#: The delta chunk of an open part, by the first letter of its id.
+DELTAS = {"t": "text-delta", "r": "reasoning-delta"}
+#: A reply that waits for its user to approve tool calls (its status until they answer).
+AWAITING_APPROVAL = "awaiting_approval"
 
 
-class Parts(list[str]):
-    """Text that arrives a token at a time. Every ``COMPACT`` pieces become one string: a long reply's
-    thousands of small strings would take more memory than their text (about 55 bytes each)."""
-
-    COMPACT = 64
-
-    def __init__(self, pieces: Iterable[str] = ()) -> None:
-        super().__init__(pieces)
-        self.appended = len(self)  # pieces appended in all: it changes whenever the text does
-        self._loose = 0
-
-    def append(self, piece: str) -> None:
-        super().append(piece)
-        self.appended += 1
-        self._loose += 1
-        if self._loose == self.COMPACT:
-            self[-self.COMPACT :] = ["".join(self[-self.COMPACT :])]
-            self._loose = 0
+def chars_to_tokens(chars: int) -> int:
+    """``estimate_tokens`` of a text of ``chars`` characters."""
+    return 0 if chars <= 0 else max(1, (chars + 3) // 4)
 
 
 def believable(usage: Usage) -> bool:
@@ -61,9 +66,23 @@ def believable(usage: Usage) -> bool:
     return all(isinstance(n, int) and 0 <= n <= MAX_TOKENS for n in counts)
 
 
+@dataclass(slots=True)
+class ModelCall:
+    """One model call of a reply, ended: the model that answered, its usage (one ``Usage`` row each)."""
+
+    spec: ModelSpec
+    usage: Usage
+    ttft_ms: int | None = None
+    duration_ms: int | None = None
+
+
 @dataclass
-class ReplyState:
-    """Accumulates one assistant reply. ``status`` stays ``streaming`` until an outcome is set."""
+class ReplyState(StepsMixin):
+    """Accumulates one assistant reply. ``status`` stays ``streaming`` until an outcome is set.
+
+    ``before`` holds the parts of a reply this one goes on with (``merge_text``: a reply cut short,
+    continued with the same words; otherwise one whose tool calls waited for approval).
+    """
 
     message_id: str
     conversation_id: str
@@ -74,10 +93,9 @@ class ReplyState:
     reasoning_requested: bool = False
     started: float = field(default_factory=time.monotonic)
     answered_by: ModelSpec | None = None
-    text_parts: Parts = field(default_factory=Parts)
-    reasoning_parts: Parts = field(default_factory=Parts)
-    usage: Usage | None = None  # the vendor's final count; once settled without one, an estimate
-    reported: Usage | None = None  # the vendor's latest partial count (``Usage.partial``), if any
+    usage: Usage | None = None  # the current model call's final count
+    reported: Usage | None = None  # the current call's latest partial count (``Usage.partial``), if any
+    calls: list[ModelCall] = field(default_factory=list)  # the model calls that ended
     finish_reason: str = ""
     status: str = "streaming"
     error: StreamingError | None = None
@@ -87,9 +105,22 @@ class ReplyState:
     cost: str | None = None  # set by save_reply from the stored cost snapshot
     saved: bool = False  # set by save_reply once the outcome is stored
     budget: BudgetGuard | None = None  # stops the reply when it would pass the user's budget
-    before_text: str = ""  # a reply that continues one cut short: what it had already
-    before_reasoning: str = ""
-    _open_part: str | None = None  # "r1" or "t1" while a part is open
+    before: list[Part] = field(default_factory=list)
+    merge_text: bool = False
+    user: Any = None  # the requesting user, whom the tools act for
+    tools: dict[str, Tool] = field(default_factory=dict)  # the tools offered, by name
+    max_steps: int = 1  # model calls at most (``MAX_STEPS`` for a reply that starts)
+    resuming: bool = False  # it starts by running the calls its user approved
+    step: Step = field(default_factory=Step)
+    turns: list[ChatMessage] = field(default_factory=list)  # the steps so far, as the model's context
+    _parts: Parts = field(init=False)
+    _open_part: str | None = None  # e.g. "r1" or "t2" while a part is open
+    _numbers: dict[str, int] = field(default_factory=dict)  # parts opened, per kind
+    _output_chars: int = 0
+    _pieces: list[str] = field(default_factory=list)  # the open part's pieces (in its Parts)
+
+    def __post_init__(self) -> None:
+        self._parts = Parts(self.before, merge_text=self.merge_text)
 
     # -- building the stream ------------------------------------------------------------------
     def opening_chunks(self) -> list[Chunk]:
@@ -98,16 +129,23 @@ class ReplyState:
             "userMessageId": self.user_message_id,
             "model": self.spec.id,
         }
-        return [
-            {"type": "start", "messageId": self.message_id, "messageMetadata": metadata},
-            {"type": "start-step"},
-        ]
+        chunks: list[Chunk] = [{"type": "start", "messageId": self.message_id, "messageMetadata": metadata}]
+        if not self.resuming:  # (a reply whose calls were approved first reports what they came to)
+            chunks += self.emit([{"type": "start-step"}])
+            self.step.open = True
+        return chunks
+
+    def emit(self, chunks: list[Chunk]) -> list[Chunk]:
+        """Chunks that leave: the message's parts take them in."""
+        for chunk in chunks:
+            self._parts.add(chunk)
+        return chunks
 
     def on_event(self, event: Event) -> list[Chunk]:
         if isinstance(event, TextDelta):
-            return self._delta("t1", "text", event.text, self.text_parts)
+            return self._delta("t", "text", event.text)
         if isinstance(event, ReasoningDelta):
-            return self._delta("r1", "reasoning", event.text, self.reasoning_parts)
+            return self._delta("r", "reasoning", event.text)
         if isinstance(event, Usage):
             if not believable(event):
                 logger.warning(
@@ -119,27 +157,58 @@ class ReplyState:
                 self.usage = event
         elif isinstance(event, Finish):
             self.finish_reason = event.reason
+        elif isinstance(event, (ToolCallStart, ToolCallDelta, ToolCall)):
+            return self.emit(self._tool_event(event))
+        elif isinstance(event, ReasoningSignature):
+            self.step.signature = event.signature
         return []
 
-    def _delta(self, part_id: str, kind: str, text: str, parts: Parts) -> list[Chunk]:
+    def _delta(self, prefix: str, kind: str, text: str) -> list[Chunk]:
+        # The path of every token: the open part's pieces take the text without a pass through Parts.
         if not text:
             return []
+        step = self.step
+        if step.ttft_ms is None:
+            self._output(0)
+        size = len(text)
+        step.chars += size
+        self._output_chars += size
+        if kind == "text":
+            step.text.append(text)
+        else:
+            step.reasoning.append(text)
+            step.reasoning_chars += size
+        part_id = self._open_part
+        if part_id is not None and part_id[0] == prefix:
+            self._pieces.append(text)
+            return [{"type": DELTAS[prefix], "id": part_id, "delta": text}]
+        chunks = self._close_part()
+        number = self._numbers[kind] = self._numbers.get(kind, 0) + 1
+        part_id = self._open_part = f"{prefix}{number}"
+        chunks.append({"type": f"{kind}-start", "id": part_id})
+        self.emit(chunks)
+        self._pieces = self._parts.pieces(part_id)
+        self._pieces.append(text)
+        return [*chunks, {"type": DELTAS[prefix], "id": part_id, "delta": text}]
+
+    def _output(self, chars: int) -> None:
+        """Output came (text, reasoning, a tool call): the first is the reply's first token."""
         if self.ttft_ms is None:
             self.ttft_ms = self._elapsed_ms()
-        parts.append(text)
-        chunks: list[Chunk] = []
-        if self._open_part != part_id:
-            chunks += self._close_part()
-            chunks.append({"type": f"{kind}-start", "id": part_id})
-            self._open_part = part_id
-        chunks.append({"type": f"{kind}-delta", "id": part_id, "delta": text})
-        return chunks
+        step = self.step
+        if step.ttft_ms is None:
+            step.ttft_ms = int((time.monotonic() - step.started) * 1000)
+        step.chars += chars
+        self._output_chars += chars
 
     def _close_part(self) -> list[Chunk]:
-        if self._open_part is None:
+        """The open part's end (emitted by the caller)."""
+        part_id = self._open_part
+        if part_id is None:
             return []
-        kind = "text" if self._open_part == "t1" else "reasoning"
-        chunk = {"type": f"{kind}-end", "id": self._open_part}
+        chunk: Chunk = {"type": f"{'text' if part_id[0] == 't' else 'reasoning'}-end", "id": part_id}
+        if part_id[0] == "r" and self.step.signature:
+            chunk["providerMetadata"] = {"anthropic": {"signature": self.step.signature}}
         self._open_part = None
         return [chunk]
 
@@ -150,7 +219,44 @@ class ReplyState:
 
     @property
     def has_output(self) -> bool:
-        return bool(self.text_parts or self.reasoning_parts)
+        return self._output_chars > 0 or bool(self.calls)
+
+    @property
+    def output_chars(self) -> int:
+        """How much output the reply has had (a checkpoint is due when it grew)."""
+        return self._output_chars
+
+    # -- model calls --------------------------------------------------------------------------------
+    def step_done(self) -> list[Chunk]:
+        """The model's stream of this step ended: its open part closes, its usage is kept."""
+        chunks = self.emit(self._close_part())
+        self.end_call()
+        return chunks
+
+    def end_call(self) -> None:
+        """The current model call ended (its stream, or the reply): keep its usage, estimated when the
+        vendor did not report it, if it produced anything."""
+        usage = self.usage
+        if usage is None and (self.step.chars or self.reported is not None):
+            usage = self.estimated_usage()
+        if usage is not None:
+            ttft = self.step.ttft_ms
+            duration = int((time.monotonic() - self.step.started) * 1000)
+            self.calls.append(ModelCall(self.answered_by or self.spec, usage, ttft, duration))
+        self.usage = self.reported = None
+        self.step.call_ended = True
+
+    def seen_output(self, text_chars: int, reasoning_chars: int, ttft_ms: int | None) -> None:
+        """Output this state did not see came (a reply taken over from its log): its usage estimate."""
+        self.step.chars += text_chars + reasoning_chars
+        self.step.reasoning_chars += reasoning_chars
+        self._output_chars += text_chars + reasoning_chars
+        self.ttft_ms = self.step.ttft_ms = ttft_ms
+
+    @property
+    def total_usage(self) -> Usage | None:
+        """The usage of this reply's model calls together (what ``finish`` reports)."""
+        return usage_sum(call.usage for call in self.calls)
 
     # -- outcomes -------------------------------------------------------------------------------
     def complete(self) -> None:
@@ -174,15 +280,20 @@ class ReplyState:
         self.finish_reason = ""
         self.cancel_reason = reason
 
+    def await_approval(self) -> None:
+        """The step's tool calls wait for the user's answer: the reply ends here until it comes."""
+        self._settle(AWAITING_APPROVAL)
+        self.finish_reason = "tool-calls"
+
     def _settle(self, status: str) -> None:
         self.status = status
         self.duration_ms = self._elapsed_ms()
-        if self.usage is None and (self.has_output or self.reported is not None):
-            self.usage = self.estimated_usage()
+        if not self.step.call_ended:
+            self.end_call()
 
     def closing_chunks(self) -> list[Chunk]:
         """The chunks that end the stream for the outcome set by complete(), fail() or cancel()."""
-        chunks = self._close_part()
+        chunks = self.emit(self._close_part())
         metadata = self.metadata()
         if self.status == "cancelled":
             chunks.append({"type": "message-metadata", "messageMetadata": metadata})
@@ -190,13 +301,13 @@ class ReplyState:
             return chunks
         if self.error is not None:
             chunks.append({"type": "error", "errorText": self.error.message, "code": self.error.code})
-        else:
+        elif self.step.open:
             chunks.append({"type": "finish-step"})
         chunks.append({"type": "finish", "finishReason": self.finish_reason, "messageMetadata": metadata})
         return chunks
 
     def metadata(self) -> Chunk:
-        usage = self.usage
+        usage = self.total_usage
         return {
             "status": self.status,
             "usage": None
@@ -215,25 +326,31 @@ class ReplyState:
             "durationMs": self.duration_ms,
         }
 
-    # -- helpers ----------------------------------------------------------------------------------
+    # -- what is stored -----------------------------------------------------------------------------
+    @property
+    def parts(self) -> list[Part]:
+        """The message's parts so far (the reply it goes on with included)."""
+        return self._parts.result()
+
     @property
     def text(self) -> str:
-        return self.before_text + "".join(self.text_parts)
+        return text_of(self._parts.result())
 
     @property
     def reasoning(self) -> str:
-        return self.before_reasoning + "".join(self.reasoning_parts)
+        return text_of(self._parts.result(), "reasoning")
 
     def estimated_usage(self) -> Usage:
-        """What the reply probably cost when the provider never reported its final usage (stopped early,
-        failed). What the vendor did report is kept: its input side is exact, and its output count is
-        a floor for the estimate from the text received (more may have arrived since)."""
-        text_tokens = estimate_tokens("".join(self.text_parts))
-        reasoning_tokens = estimate_tokens("".join(self.reasoning_parts))
+        """What the current model call probably cost when the provider never reported its final usage
+        (stopped early, failed). What the vendor did report is kept: its input side is exact, and its
+        output count is a floor for the estimate from the output received (more may have arrived since)."""
+        step = self.step
+        reasoning_tokens = chars_to_tokens(step.reasoning_chars)
+        text_tokens = chars_to_tokens(step.chars - step.reasoning_chars)  # (tool calls' input too)
         reported = self.reported
         if reported is None:
             return Usage(
-                input_tokens=sum(estimate_tokens(m.content) for m in self.context),
+                input_tokens=sum(estimate_tokens(m.content) for m in self.step_context()),
                 output_tokens=text_tokens + reasoning_tokens,
                 reasoning_tokens=reasoning_tokens,
                 estimated=True,

@@ -7,23 +7,15 @@ from decimal import Decimal
 from typing import Any
 
 from streaming.events import Usage as Counts
+from streaming.events import usage_sum
 from streaming.models import Conversation, Message, Usage
+from streaming.parts import from_text
 from streaming.pricing import cost_string
 
 
 def total_usage(rows: Sequence[Usage]) -> Counts | None:
-    """The usage of a reply: the sum of its rows (a continued reply has one per provider call)."""
-    if not rows:
-        return None
-    total = Counts()
-    for row in rows:
-        total.input_tokens += row.input_tokens
-        total.output_tokens += row.output_tokens
-        total.cached_input_tokens += row.cached_input_tokens
-        total.cache_write_tokens += row.cache_write_tokens
-        total.reasoning_tokens += row.reasoning_tokens
-        total.estimated = total.estimated or row.estimated
-    return total
+    """The usage of a reply: the sum of its rows (one per model call: tools, a continued reply)."""
+    return usage_sum(rows)
 
 
 def total_cost(rows: Sequence[Usage]) -> Decimal | None:
@@ -38,6 +30,12 @@ def usage_dict(usage: Counts | None) -> dict[str, Any] | None:
     return None if usage is None else usage.as_dict()
 
 
+def _parts_from_text(message: Message) -> list[dict[str, Any]]:
+    if message.role == Message.Role.ASSISTANT:
+        return from_text(message.content, message.reasoning)
+    return [{"type": "text", "text": message.content}]
+
+
 def message_dict(message: Message, rows: Sequence[Usage] = ()) -> dict[str, Any]:
     has_error = message.status in (Message.Status.ERROR, Message.Status.INTERRUPTED)
     return {
@@ -45,6 +43,9 @@ def message_dict(message: Message, rows: Sequence[Usage] = ()) -> dict[str, Any]
         "role": message.role,
         "content": message.content,
         "reasoning": message.reasoning,
+        # What it said and did, in order (the AI SDK's UI message parts: a client shows them as it
+        # showed the stream); a message stored before messages had parts gets them from its text.
+        "parts": message.parts or _parts_from_text(message),
         "status": message.status,
         "model": message.model,
         "finish_reason": message.finish_reason,

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from streaming import budgets, limits
@@ -21,8 +22,11 @@ from streaming.conf import ModelSpec, app_settings
 from streaming.database import write_transaction
 from streaming.exceptions import InvalidRequest, MessageTooLong, NotContinuable, NotFound, ReplyInProgress
 from streaming.models import CLIENT_ID_MAX_LENGTH, Conversation, Message, question_of
+from streaming.parts import Part, context_messages, from_text, in_words, is_tool
 from streaming.providers.base import ChatMessage
 from streaming.reply import ReplyState
+from streaming.tools.definition import Tool
+from streaming.tools.registry import tools_for
 from streaming.upkeep import take_over_stale
 
 logger = logging.getLogger(__name__)
@@ -44,10 +48,15 @@ class ChatInput:
     reasoning: bool = False
     regenerate: bool = False
     continued: uuid.UUID | None = None
+    #: A reply whose tool calls await approval, and the user's answers (approval id: approved, reason).
+    approved: uuid.UUID | None = None
+    answers: dict[str, tuple[bool, str]] | None = None
 
 
 #: What the model is told when it is asked to go on with a reply that was cut short.
 CONTINUE_PROMPT = "Continue your last message exactly where it stopped, without repeating any of it."
+#: Why a tool call was not run when the conversation went on without an answer to its approval request.
+UNANSWERED = "No answer: the conversation went on."
 
 
 def resolve_model(model_id: str | None) -> ModelSpec:
@@ -68,6 +77,13 @@ def start_reply(user: Any, chat: ChatInput) -> ReplyState:
     toward the user's limits (``streaming.limits``) and holds its worst-case cost against their budget
     (``budgets.reserve``) until it is saved.
     """
+    if chat.approved is not None:
+        from streaming.approvals import ApprovalsPending, answer_approvals
+
+        try:
+            return answer_approvals(user, chat.approved, chat.answers or {}, chat.model_id, chat.reasoning)
+        except ApprovalsPending as exc:
+            raise InvalidRequest(f"{exc} Answer them all in one request.", field="messages") from None
     with limits.starting(user.pk):
         if chat.continued is not None:
             return _continue_reply(user, chat, chat.continued)
@@ -87,7 +103,7 @@ def _new_reply(user: Any, chat: ChatInput) -> ReplyState:
     with write_transaction():
         conversation, created = _lock_conversation(user, chat.conversation_id, spec, make_title(chat.text))
         if not created:
-            _refuse_if_streaming(conversation)
+            close_approvals(_refuse_if_streaming(conversation))
         now = timezone.now()
         if chat.regenerate:
             user_message = _prepare_regenerate(conversation)
@@ -104,9 +120,10 @@ def _new_reply(user: Any, chat: ChatInput) -> ReplyState:
             created_at=answered_at,
             updated_at=answered_at,
         )
-        history = [] if created else _history(conversation, before=user_message)
+        tools = offered_tools(spec)
+        history = [] if created else _history(conversation, before=user_message, tools=bool(tools))
         context = _with_system_prompt([*history, ChatMessage("user", user_message.content)])
-        budget = budgets.reserve(user.pk, assistant.id, spec, context, reasoning=reasoning)
+        budget = budgets.reserve(user.pk, assistant.id, spec, context, reasoning=reasoning, tools=bool(tools))
         Message.objects.bulk_create([assistant] if chat.regenerate else [user_message, assistant])
         if not created:  # (a new one has its model, title and time already)
             fields = {"model": spec.id, "updated_at": now}
@@ -122,6 +139,9 @@ def _new_reply(user: Any, chat: ChatInput) -> ReplyState:
         context=context,
         reasoning_requested=reasoning,
         budget=budget,
+        user=user,
+        tools=tools,
+        max_steps=app_settings.max_steps,
     )
 
 
@@ -129,51 +149,113 @@ def _continue_reply(user: Any, chat: ChatInput, message_id: uuid.UUID) -> ReplyS
     """Ask the model to go on with a reply that was cut short (stopped, failed or interrupted): the new
     text is appended to the same message, and the call gets a usage row of its own."""
     with write_transaction():
-        reply = (
-            Message.objects.select_related("conversation")
-            .filter(pk=message_id, role=Message.Role.ASSISTANT, conversation__owner_id=user.pk)
-            .first()
-        )
-        if reply is None:
-            raise NotFound("No such reply.", field="continue")
-        conversation = Conversation.objects.select_for_update().get(pk=reply.conversation_id)
-        _refuse_if_streaming(conversation)
-        reply.refresh_from_db()
+        reply = lock_reply(user, message_id, field="continue")
+        conversation = reply.conversation
         if reply.status not in CUT_SHORT:
             raise NotContinuable(f"Only a reply cut short can be continued; this one is {reply.status}.")
         spec = resolve_model(chat.model_id or reply.model)
         reasoning = chat.reasoning and spec.reasoning
-        history = _history(conversation, before=reply)
-        context = _with_system_prompt(
-            [*history, ChatMessage("assistant", reply.content), ChatMessage("user", CONTINUE_PROMPT)]
-        )
-        budget = budgets.reserve(user.pk, reply.pk, spec, context, reasoning=reasoning)
-        now = timezone.now()
-        Message.objects.filter(pk=reply.pk).update(status=Message.Status.STREAMING, updated_at=now)
-        question_id = question_of(reply)
-    state = ReplyState(
+        tools = offered_tools(spec)
+        parts = stored_parts(reply)
+        history = _history(conversation, before=reply, tools=bool(tools))
+        said = message_context(reply.role, reply.content, parts, tools=bool(tools))
+        context = _with_system_prompt([*history, *said, ChatMessage("user", CONTINUE_PROMPT)])
+        return going_on(user, reply, spec, context, reasoning, tools, before=parts, merge_text=True)
+
+
+def lock_reply(user: Any, message_id: uuid.UUID, *, field: str) -> Message:
+    """The user's assistant message, its conversation locked (in the caller's transaction): 404 for
+    anyone else's, 409 while a reply streams in its conversation."""
+    reply = (
+        Message.objects.select_related("conversation")
+        .filter(pk=message_id, role=Message.Role.ASSISTANT, conversation__owner_id=user.pk)
+        .first()
+    )
+    if reply is None:
+        raise NotFound("No such reply.", field=field)
+    _refuse_if_streaming(Conversation.objects.select_for_update().get(pk=reply.conversation_id))
+    reply.refresh_from_db()
+    return reply
+
+
+def going_on(
+    user: Any,
+    reply: Message,
+    spec: ModelSpec,
+    context: list[ChatMessage],
+    reasoning: bool,
+    tools: dict[str, Tool],
+    **state: Any,
+) -> ReplyState:
+    """A stored reply streams again (continued, or its calls approved), in the transaction that locked
+    its conversation: its budget reservation, its status, and its state (``state``: what it goes on with)."""
+    budget = budgets.reserve(user.pk, reply.pk, spec, context, reasoning=reasoning, tools=bool(tools))
+    Message.objects.filter(pk=reply.pk).update(status=Message.Status.STREAMING, updated_at=timezone.now())
+    question_id = question_of(reply)
+    return ReplyState(
         message_id=str(reply.pk),
-        conversation_id=str(conversation.pk),
+        conversation_id=str(reply.conversation_id),
         user_message_id=str(question_id or ""),
         user_id=user.pk,
         spec=spec,
         context=context,
         reasoning_requested=reasoning,
         budget=budget,
-        before_text=reply.content,
-        before_reasoning=reply.reasoning,
+        user=user,
+        tools=tools,
+        max_steps=app_settings.max_steps,
+        **state,
     )
-    return state
+
+
+def offered_tools(spec: ModelSpec) -> dict[str, Tool]:
+    """The tools a reply of ``spec`` may call, by name."""
+    return {t.name: t for t in tools_for(spec.id)}
+
+
+def stored_parts(message: Message) -> list[Part]:
+    return message.parts or from_text(message.content, message.reasoning)
+
+
+def message_context(role: str, content: str, parts: list[Part], *, tools: bool) -> list[ChatMessage]:
+    """A stored message as the model's context: an assistant's tool calls and their results as they
+    were, or, for a model offered no tools (a vendor refuses tool calls without tool definitions),
+    told in words."""
+    if role != Message.Role.ASSISTANT or not any(is_tool(p) for p in parts):
+        return [ChatMessage(role, content)] if content else []
+    said = context_messages(parts)
+    return said if tools else in_words(said)
 
 
 CUT_SHORT = (Message.Status.CANCELLED, Message.Status.ERROR, Message.Status.INTERRUPTED)
 
 
-def _refuse_if_streaming(conversation: Conversation) -> None:
-    """409 while a reply streams in the conversation (one whose process died is taken over first)."""
+def _refuse_if_streaming(conversation: Conversation) -> list[tuple[Any, list[Part]]]:
+    """409 while a reply streams in the conversation (one whose process died is taken over first); the
+    replies that await approval (id, parts), in the same query."""
     take_over_stale(conversation.messages.all())
-    if conversation.messages.filter(status=Message.Status.STREAMING).exists():
-        raise ReplyInProgress()
+    busy = conversation.messages.filter(
+        status__in=(Message.Status.STREAMING, Message.Status.AWAITING_APPROVAL)
+    ).values_list("pk", "status", "parts")
+    waiting = []
+    for pk, status, parts in busy:
+        if status == Message.Status.STREAMING:
+            raise ReplyInProgress()
+        waiting.append((pk, parts))
+    return waiting
+
+
+def close_approvals(waiting: list[tuple[Any, list[Part]]]) -> None:
+    """The conversation goes on without the user answering these replies' approval requests: their
+    calls are denied, and the replies complete (nothing resumes them later)."""
+    for pk, parts in waiting:
+        for part in parts:
+            if is_tool(part) and part.get("state") == "approval-requested":
+                part["state"] = "output-denied"
+                part["approval"] = {**part.get("approval", {}), "approved": False, "reason": UNANSWERED}
+        Message.objects.filter(pk=pk, status=Message.Status.AWAITING_APPROVAL).update(
+            status=Message.Status.COMPLETE, parts=parts
+        )
 
 
 def _with_system_prompt(context: list[ChatMessage]) -> list[ChatMessage]:
@@ -234,16 +316,27 @@ def _prepare_regenerate(conversation: Conversation) -> Message:
     return last
 
 
-def _history(conversation: Conversation, *, before: Message) -> list[ChatMessage]:
-    """The stored conversation before ``before``, newest ``HISTORY_MESSAGES`` of it, oldest first."""
+def _history(conversation: Conversation, *, before: Message, tools: bool = False) -> list[ChatMessage]:
+    """The stored conversation before ``before``, newest ``HISTORY_MESSAGES`` of it, oldest first, each
+    message with its tool calls and results (``message_context``)."""
+    return history_before(conversation.messages.all(), before.created_at, exclude=before.pk, tools=tools)
+
+
+def history_before(
+    messages: QuerySet[Message], created_at: Any, *, exclude: Any = None, tools: bool = False
+) -> list[ChatMessage]:
     rows = (
-        conversation.messages.filter(created_at__lt=before.created_at)
-        .exclude(content="")
-        .exclude(pk=before.pk)
+        messages.filter(created_at__lt=created_at)
+        .exclude(Q(content="") & Q(parts=[]))
+        .exclude(pk=exclude)
         .order_by("-created_at")
-        .values_list("role", "content")[: app_settings.history_messages]
+        .values_list("role", "content", "parts")[: app_settings.history_messages]
     )
-    return [ChatMessage(role, content) for role, content in reversed(rows)]
+    return [
+        m
+        for role, content, parts in reversed(rows)
+        for m in message_context(role, content, parts, tools=tools)
+    ]
 
 
 def parse_title(data: dict[str, object]) -> str:

@@ -23,6 +23,7 @@ from concurrent.futures import Future
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from django.core.signals import setting_changed
 from django.db.models import QuerySet
 from django.dispatch import receiver
@@ -151,9 +152,9 @@ def _checkpoint_texts() -> None:
     _last_checkpoint = now
     for message_id, relay in list(live.items()):
         reply = relay.reply
-        size = reply.text_parts.appended + reply.reasoning_parts.appended
+        size = reply.output_chars
         if size != _checkpointed.get(message_id, 0):
-            checkpoint(message_id, reply.text, reply.reasoning)
+            checkpoint(message_id, relay.parts())
             _checkpointed[message_id] = size
 
 
@@ -169,7 +170,7 @@ def take_over_stale(
     ``STALE_AFTER_SECONDS``); how many. One query when there are none. ``stopped``: its user asked it to
     stop, and it did not hear (it ends ``cancelled``, not ``interrupted``)."""
     from streaming.replylog import reply_log
-    from streaming.saving import stale_replies, take_over
+    from streaming.saving import logged_parts, stale_replies, take_over
 
     if not may_take_over():
         return 0
@@ -186,8 +187,8 @@ def take_over_stale(
         if remote is not None:
             found = remote.read(-1, 0)
             remote.close()
-        text = found.text() if found is not None else ("", "")
-        reply = take_over(message, cutoff, text, stopped=stopped)
+        logged = logged_parts([orjson.loads(c) for c in found.json_chunks()]) if found is not None else None
+        reply = take_over(message, cutoff, logged, stopped=stopped)
         if reply is None:
             continue
         taken += 1

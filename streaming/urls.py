@@ -16,4 +16,5 @@ urlpatterns = [
     path("api/budget", views.budget, name="budget"),
     path("api/messages/<str:message_id>/stop", views.stop, name="stop"),
     path("api/messages/<str:message_id>/stream", views.message_stream, name="message-stream"),
+    path("api/messages/<str:message_id>/approvals", views.approvals, name="approvals"),
 ]

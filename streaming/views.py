@@ -11,13 +11,15 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
+from streaming import approvals as approval_service
 from streaming import budgets, services, streams
 from streaming.api import api_view
 from streaming.conf import app_settings
 from streaming.exceptions import InvalidRequest, NotFound, NotStreaming
 from streaming.models import Conversation, Message
-from streaming.payloads import parse_chat, parse_json_object, request_body
+from streaming.payloads import parse_approvals, parse_chat, parse_json_object, request_body
 from streaming.readers import Reader
+from streaming.reply import ReplyState
 from streaming.serializers import conversation_detail as detail_dict
 from streaming.serializers import conversation_dict
 from streaming.sse import EventStreamResponse
@@ -102,7 +104,24 @@ def budget(request: HttpRequest) -> HttpResponse:
 
 @api_view(["POST"])
 def chat(request: HttpRequest) -> HttpResponseBase:
-    reply = services.start_reply(request.user, parse_chat(request_body(request)))
+    return _start(request, services.start_reply(request.user, parse_chat(request_body(request))))
+
+
+@api_view(["POST"])
+def approvals(request: HttpRequest, message_id: str) -> HttpResponseBase:
+    """Answer a reply's approval requests: 202 while some still wait for an answer, then the stream of
+    the reply going on (as ``POST /api/chat`` answers)."""
+    answers = parse_approvals(request_body(request))
+    try:
+        reply = approval_service.answer_approvals(request.user, _uuid_or_404(message_id), *answers)
+    except approval_service.ApprovalsPending as pending:
+        return JsonResponse(
+            {"id": pending.message_id, "status": "awaiting_approval", "pending": pending.pending}, status=202
+        )
+    return _start(request, reply)
+
+
+def _start(request: HttpRequest, reply: ReplyState) -> HttpResponseBase:
     if isinstance(request, ASGIRequest):
         body, reader = streams.start_async(reply)
         return EventStreamResponse(body, on_close=reader.close)

@@ -6,12 +6,14 @@ user's message.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
+import uuid
 from collections.abc import AsyncGenerator, Generator
 from typing import ClassVar
 
-from streaming.events import Event, Finish, TextDelta, Usage
+from streaming.events import Event, Finish, TextDelta, ToolCall, ToolCallDelta, ToolCallStart, Usage
 from streaming.exceptions import Overloaded
 from streaming.providers.base import ChatRequest, Provider
 from streaming.providers.demo import REPLY
@@ -118,3 +120,37 @@ class ChunkyProvider(Provider):
             await asyncio.sleep(CHUNKY_GAP_SECONDS)
         yield Usage(input_tokens=5, output_tokens=60)
         yield Finish("stop")
+
+
+class ApprovalProvider(Provider):
+    """A model that asks to run ``remember`` (a tool that needs the user's approval) with the user's
+    words, then tells what came of it: a tool result, an error or a denial."""
+
+    free = True
+
+    def _events(self, request: ChatRequest) -> list[Event]:
+        last = request.messages[-1]
+        if last.role == "tool":
+            [result] = last.tool_results[-1:]
+            said = result.error if result.error is not None else f"Done: {result.output}"
+            return [TextDelta(said), Usage(input_tokens=20, output_tokens=5), Finish("stop")]
+        arguments = json.dumps({"note": last.content})
+        call = ToolCall(f"remember_{uuid.uuid4().hex[:12]}", "remember", {"note": last.content}, arguments)
+        return [
+            TextDelta("I will remember that, if you agree."),
+            ToolCallStart(call.id, call.name),
+            ToolCallDelta(call.id, arguments),
+            call,
+            Usage(input_tokens=10, output_tokens=12),
+            Finish("tool-calls"),
+        ]
+
+    def stream(self, request: ChatRequest) -> Generator[Event, None, None]:
+        for event in self._events(request):
+            time.sleep(0.02)
+            yield event
+
+    async def astream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+        for event in self._events(request):
+            await asyncio.sleep(0.02)
+            yield event

@@ -8,7 +8,8 @@ upstream call.
 
 Bodies are what the vendors send, byte for byte: the recorded streams of
 ``tests/fixtures/provider-streams/`` (``fixture``; its README names their sources) and streams built
-from dicts (``openai_sse``, ``anthropic_sse``, ``gemini_sse``).
+from dicts (``openai_sse``, ``anthropic_sse``, ``gemini_sse``), tool calls included
+(``Vendor.tool_call``: a model call that ends calling a tool, in the shape of the recorded ones).
 """
 
 from __future__ import annotations
@@ -336,6 +337,25 @@ def anthropic_message(
     return events
 
 
+def anthropic_tool_use(text: str, call_id: str, name: str, pieces: list[str]) -> list[dict[str, Any]]:
+    """The events of a Messages stream that says ``text`` and calls a tool, as the recorded
+    ``anthropic_tool_use.sse`` has them: a ``tool_use`` block whose input streams as ``input_json_delta``."""
+    events = anthropic_message([text] if text else [], stop_reason="tool_use")
+    index = 1 if text else 0
+    block = {"type": "tool_use", "id": call_id, "name": name, "input": {}}
+    tool = [{"type": "content_block_start", "index": index, "content_block": block}]
+    tool += [
+        {
+            "type": "content_block_delta",
+            "index": index,
+            "delta": {"type": "input_json_delta", "partial_json": piece},
+        }
+        for piece in ["", *pieces]
+    ]
+    tool.append({"type": "content_block_stop", "index": index})
+    return [*events[:-2], *tool, *events[-2:]]
+
+
 def gemini_sse(chunks: list[dict[str, Any]]) -> list[bytes]:
     return [b"data: " + _compact(chunk) + b"\r\n\r\n" for chunk in chunks]
 
@@ -433,6 +453,43 @@ class Vendor:
 
     def complete(self, text: str) -> list[bytes]:
         return [*self.partial(text), *self.rest()]
+
+    def tool_call(
+        self, name: str, arguments: dict[str, Any], call_id: str = "call_1", text: str = ""
+    ) -> list[bytes]:
+        """A model call that says ``text`` (if any), then calls ``name`` with ``arguments``: the JSON in
+        pieces as OpenAI and Anthropic stream it, a whole ``functionCall`` part as Gemini sends it."""
+        encoded = json.dumps(arguments)
+        pieces = [encoded[i : i + 7] for i in range(0, len(encoded), 7)]
+        if self.name == "anthropic":
+            return anthropic_sse(anthropic_tool_use(text, call_id, name, pieces))
+        if self.name == "gemini":
+            call = {"functionCall": {"name": name, "args": arguments}}
+            parts = [{"text": text}, call] if text else [call]
+            chunk: dict[str, Any] = {
+                "candidates": [
+                    {"content": {"parts": parts, "role": "model"}, "finishReason": "STOP", "index": 0}
+                ]
+            }
+            chunk["usageMetadata"] = {
+                "promptTokenCount": 29,
+                "candidatesTokenCount": 15,
+                "totalTokenCount": 44,
+            }
+            return gemini_sse([chunk])
+        chunks = [openai_chunk(text)] if text else []
+        function = {"name": name, "arguments": ""}
+        chunks.append(
+            openai_chunk(tool_calls=[{"index": 0, "id": call_id, "type": "function", "function": function}])
+        )
+        chunks += [
+            openai_chunk(tool_calls=[{"index": 0, "function": {"arguments": piece}}]) for piece in pieces
+        ]
+        chunks.append(openai_chunk(finish="tool_calls"))
+        chunks.append(
+            openai_chunk(usage={"prompt_tokens": 149, "completion_tokens": 20, "total_tokens": 169})
+        )
+        return openai_sse(chunks)
 
     def stream_error(self, message: str, *, overloaded: bool = False) -> list[bytes]:
         """An error event inside the stream, as each vendor sends one: overloaded, or a server error."""

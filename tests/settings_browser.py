@@ -7,7 +7,8 @@ the demo's WhiteNoise under every server kind, and a few test models join the de
 - ``long:echo``: a reply of at least ``STREAMING_BROWSER_LONG_TOKENS`` tokens (default 5,000), fast;
 - ``flaky:model``: fails after a few tokens (see ``tests.browser_providers``);
 - ``hostile:model``: a reply full of HTML and links that would run script if rendered unsanitized;
-- ``chunky:model``: the demo reply in four bursts, half a second apart.
+- ``chunky:model``: the demo reply in four bursts, half a second apart;
+- ``approver:model``: asks to run ``remember``, a tool that needs the user's approval.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ STREAMING = {
         "flaky": {"BACKEND": "tests.browser_providers.FlakyProvider"},
         "hostile": {"BACKEND": "tests.browser_providers.HostileProvider"},
         "chunky": {"BACKEND": "tests.browser_providers.ChunkyProvider"},
+        "approver": {"BACKEND": "tests.browser_providers.ApprovalProvider"},
     },
     "MODELS": [
         *STREAMING["MODELS"],
@@ -45,6 +47,9 @@ STREAMING = {
         {"id": "flaky:model", "label": "Flaky"},
         {"id": "hostile:model", "label": "Hostile HTML"},
         {"id": "chunky:model", "label": "Chunky"},
+        {"id": "approver:model", "label": "Asks before it acts"},
     ],
+    # The demo project's tools for every model, and one that needs the user's approval.
+    "TOOLS": {"*": STREAMING["TOOLS"], "approver:model": ["tests.example_tools.remember"]},
     "STOP_POLL_SECONDS": 0.05,
 }

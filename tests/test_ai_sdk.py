@@ -5,22 +5,18 @@ when nothing streams. (``tests/js/ai_sdk_resume.mjs`` is the client.)"""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from streaming.providers.demo import REPLY
 from tests.conftest import require
+from tests.node_client import run_node
 from tests.servers import LiveServer, available, running_server
 
 pytestmark = pytest.mark.servers
 
-JS = Path(__file__).resolve().parent / "js"
 MESSAGE = "Resume me " + " ".join(f"word{n}" for n in range(60))
 
 
@@ -33,24 +29,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 def run_client(server: LiveServer) -> dict[str, Any]:
-    require(shutil.which("node") is not None, "Node.js is not installed")
-    require(
-        (JS / "node_modules" / "ai").is_dir(), "the ai package is not installed: npm ci --prefix tests/js"
-    )
-    with server.client() as client:
-        client.get("/api/models")
-        cookies = dict(client.cookies.items())
-    cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
-    done = subprocess.run(
-        ["node", str(JS / "ai_sdk_resume.mjs"), server.url, cookie, cookies["csrftoken"], MESSAGE],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=JS,
-    )
-    assert done.returncode == 0, done.stderr + server.log()[-3000:]
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run_node(server, "ai_sdk_resume.mjs", "", MESSAGE)
 
 
 def test_the_ai_sdk_client_resumes_a_reply_mid_stream(server: LiveServer) -> None:

@@ -195,7 +195,7 @@ def test_conversations_list_detail_rename_delete(api: Client, user: Any, other_u
     assert [m["role"] for m in detail["messages"]] == ["user", "assistant"]
     reply = detail["messages"][1]
     assert set(reply) == {
-        "id", "role", "content", "reasoning", "status", "model", "finish_reason", "error",
+        "id", "role", "content", "reasoning", "parts", "status", "model", "finish_reason", "error",
         "usage", "cost", "ttft_ms", "duration_ms", "created_at",
     }  # fmt: skip
     assert (reply["content"], reply["status"], reply["error"]) == ("Answer", "complete", None)

@@ -21,7 +21,7 @@ from django.utils import timezone
 from streaming import budgets
 from streaming.conf import app_settings
 from streaming.database import write_transaction
-from streaming.events import Finish, TextDelta
+from streaming.events import Finish, TextDelta, ToolCall
 from streaming.events import Usage as Counts
 from streaming.exceptions import BudgetExceeded
 from streaming.models import BudgetReservation, Message, Usage, UserBudget
@@ -267,9 +267,10 @@ def test_the_guard_knows_the_fallback_models_prices(settings: Any) -> None:
     spec = app_settings.get_model(MODEL)
     assert spec is not None
     prices = budgets.reply_prices(spec, [ChatMessage("user", "x" * 4_000_000)], reasoning=False)  # ~1M
+    # (the context's input, an output token, an input token: a tool loop's later calls have more input)
     assert prices.rates == {
-        MODEL: (d("0.4"), d("0.0000016")),
-        "gemini:gemini-2.5-flash": (d("0.3"), d("0.0000025")),
+        MODEL: (d("0.4"), d("0.0000016"), d("0.0000004")),
+        "gemini:gemini-2.5-flash": (d("0.3"), d("0.0000025"), d("0.0000003")),
     }  # the unpriced fallback cannot be judged, so it is not stopped
 
 
@@ -287,3 +288,25 @@ def test_a_budgeted_reply_costs_the_same_queries_whatever_its_length(user: Any, 
     # overrides, the reservation and, at the save, its deletion (the budget read sums the month's spend
     # and reservations, in the one query an unbudgeted reply spends on finding no limit).
     assert counts[0] == {"SELECT": 4, "INSERT": 4, "UPDATE": 2, "DELETE": 1}, queries.kinds()
+
+
+def test_the_guard_counts_every_model_call_of_a_tool_loop(user: Any, settings: Any, limited: None) -> None:
+    settings.STREAMING = {**settings.STREAMING, "TOOLS": ["tests.example_tools.add"]}
+    spend(user, "0.99")  # $0.01 left
+    # The first call costs about $0.0096 (6,000 output tokens) and calls a tool: within the budget.
+    first = long_reply(60)[:-2]
+    first += [
+        ToolCall("c1", "add", {"a": 1, "b": 2}, '{"a": 1, "b": 2}'),
+        Counts(input_tokens=10, output_tokens=6000),
+        Finish("tool-calls"),
+    ]
+    ScriptedProvider.enqueue(first)
+    ScriptedProvider.enqueue(long_reply(20))  # alone, about $0.003: within what was left at the start
+
+    chunks = replies.chunks(start_reply(user, ChatInput(None, "Write a lot, then add", MODEL)))
+
+    assert [c["output"] for c in chunks if c["type"] == "tool-output-available"] == [3]
+    error = next(chunk for chunk in chunks if chunk["type"] == "error")
+    assert error["code"] == "budget_exceeded"  # the second call crossed, counting the first
+    message = Message.objects.get(role="assistant")
+    assert Usage.objects.filter(message=message).count() == 2

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streaming.events import Finish, ReasoningDelta, TextDelta, Usage
+from streaming.events import Finish, ReasoningDelta, ReasoningSignature, TextDelta, Usage
 from streaming.exceptions import Overloaded, ProviderConnectionError
 from streaming.providers.anthropic import AnthropicProvider
 from streaming.providers.base import ChatMessage, ChatRequest
@@ -148,6 +148,7 @@ def test_message_delta_restates_input_fields(upstream: FakeUpstream) -> None:
     assert got == [
         Usage(input_tokens=10, output_tokens=1, partial=True),
         ReasoningDelta("Hmm."),
+        ReasoningSignature("c2lnbmF0dXJl"),  # (sent back with any tool calls the thinking led to)
         TextDelta("Hi"),
         Usage(input_tokens=112, output_tokens=30, cached_input_tokens=100),
         Finish("stop"),

@@ -24,10 +24,21 @@ from typing import Any, ClassVar
 import anthropic
 import orjson
 
-from streaming.events import Event, Finish, ReasoningDelta, TextDelta, Usage
-from streaming.providers.base import ChatRequest
+from streaming.events import (
+    Event,
+    Finish,
+    ReasoningDelta,
+    ReasoningSignature,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallStart,
+    Usage,
+    parse_tool_input,
+)
+from streaming.providers.base import ChatMessage, ChatRequest
 from streaming.providers.http_sse import SDK, HTTPSSEProvider
-from streaming.providers.upstream import ErrorEvent, as_text, malformed, truncated
+from streaming.providers.upstream import ErrorEvent, as_text, malformed, result_text, truncated
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_MAX_TOKENS = 4096
@@ -56,13 +67,14 @@ class MessageEvents:
     first text a failure is retried, and a call that produced nothing has no usage.
     """
 
-    __slots__ = ("reported", "stop_reason", "stopped", "usage")
+    __slots__ = ("reported", "stop_reason", "stopped", "tools", "usage")
 
     def __init__(self) -> None:
         self.usage: dict[str, int] = {}
         self.stop_reason: str | None = None
         self.stopped = False
         self.reported = False
+        self.tools: dict[int, tuple[str, str, list[str]]] = {}  # a tool_use block's index -> id, name, JSON
 
     def feed(self, data: bytes) -> list[Event]:
         event = orjson.loads(data)
@@ -82,7 +94,25 @@ class MessageEvents:
                 return self._first_report(TextDelta(as_text(delta["text"])))
             if delta_type == "thinking_delta" and delta.get("thinking"):
                 return self._first_report(ReasoningDelta(as_text(delta["thinking"])))
-            return []  # signature_delta, input_json_delta, citations_delta
+            if delta_type == "input_json_delta" and delta.get("partial_json"):
+                return self._tool_input(event.get("index"), as_text(delta["partial_json"]))
+            if delta_type == "signature_delta" and delta.get("signature"):
+                return [ReasoningSignature(as_text(delta["signature"]))]
+            return []  # citations_delta
+        if kind == "content_block_start":
+            block = event.get("content_block") or {}
+            if block.get("type") == "tool_use":
+                call: tuple[str, str, list[str]] = (
+                    as_text(block.get("id") or ""),
+                    as_text(block.get("name") or ""),
+                    [],
+                )
+                self.tools[event.get("index", len(self.tools))] = call
+                return self._first_report(ToolCallStart(call[0], call[1]))
+        elif kind == "content_block_stop" and event.get("index") in self.tools:
+            call_id, name, pieces = self.tools.pop(event["index"])
+            arguments = "".join(pieces)
+            return [ToolCall(call_id, name, parse_tool_input(arguments), arguments)]
         if kind == "message_start":
             self._merge((event.get("message") or {}).get("usage"))
         elif kind == "message_delta":
@@ -93,7 +123,14 @@ class MessageEvents:
             self.stopped = True
         return []
 
-    def _first_report(self, delta: TextDelta | ReasoningDelta) -> list[Event]:
+    def _tool_input(self, index: object, text: str) -> list[Event]:
+        call = self.tools.get(index) if isinstance(index, int) else None
+        if call is None:
+            return []
+        call[2].append(text)
+        return [ToolCallDelta(call[0], text)]
+
+    def _first_report(self, delta: TextDelta | ReasoningDelta | ToolCallStart) -> list[Event]:
         if self.reported or not self.usage:
             return [delta]
         self.reported = True
@@ -152,13 +189,18 @@ class AnthropicProvider(HTTPSSEProvider):
         max_tokens = int(request.max_output_tokens or self.options.get("max_tokens", DEFAULT_MAX_TOKENS))
         params: dict[str, Any] = {
             "model": request.model,
-            "messages": [
-                {"role": m.role, "content": m.content} for m in request.messages if m.role != "system"
-            ],
+            "messages": [_message(m) for m in request.messages if m.role != "system"],
             "stream": True,
         }
         if system:
             params["system"] = system
+        if request.tools:
+            params["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.parameters}
+                for t in request.tools
+            ]
+            if request.tool_choice:
+                params["tool_choice"] = {"type": request.tool_choice}
         if request.reasoning:
             if self.options.get("thinking_type", "enabled") == "adaptive":
                 params["thinking"] = {"type": "adaptive"}
@@ -178,3 +220,33 @@ class AnthropicProvider(HTTPSSEProvider):
         if reasoning and self.options.get("thinking_type", "enabled") != "adaptive":
             limit += max(1024, int(self.options.get("thinking_budget", DEFAULT_THINKING_BUDGET)))
         return limit
+
+
+def _message(message: ChatMessage) -> dict[str, Any]:
+    """A context message as the Messages API takes it: an assistant's tool calls as ``tool_use`` blocks
+    (after its signed thinking, which the API wants back with them), their results as ``tool_result``
+    blocks of a user message."""
+    if message.role == "tool":
+        results = [
+            {
+                "type": "tool_result",
+                "tool_use_id": r.call_id,
+                "content": result_text(r),
+                "is_error": r.error is not None,
+            }
+            for r in message.tool_results
+        ]
+        return {"role": "user", "content": results}
+    if not message.tool_calls:
+        return {"role": message.role, "content": message.content}
+    blocks: list[dict[str, Any]] = []
+    if message.reasoning_signature:
+        blocks.append(
+            {"type": "thinking", "thinking": message.reasoning, "signature": message.reasoning_signature}
+        )
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    blocks += [
+        {"type": "tool_use", "id": c.id, "name": c.name, "input": c.input or {}} for c in message.tool_calls
+    ]
+    return {"role": "assistant", "content": blocks}

@@ -29,13 +29,44 @@ from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from streaming.events import Event
+from streaming.events import Event, ToolCall
+
+
+@dataclass(slots=True)
+class ToolResult:
+    """What a tool call came to, as the model is told it: ``output`` (any JSON value), or ``error`` (a
+    sentence: the tool failed, timed out, was denied or never ran)."""
+
+    call_id: str
+    name: str
+    output: Any = None
+    error: str | None = None
+    denied: bool = False  # the user said no (``error`` says so to the model)
+    duration_ms: int | None = None  # how long the tool ran (None: it did not run)
 
 
 @dataclass(slots=True)
 class ChatMessage:
-    role: str  # "system", "user" or "assistant"
+    """One message of the context. An assistant message may carry the tool calls it made
+    (``tool_calls``); a ``"tool"`` message carries their results (``tool_results``), in the same order.
+    ``reasoning`` and ``reasoning_signature`` are an assistant step's thinking, which Anthropic wants
+    back, signed, with the tool calls it led to."""
+
+    role: str  # "system", "user", "assistant" or "tool"
     content: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_results: list[ToolResult] = field(default_factory=list)
+    reasoning: str = ""
+    reasoning_signature: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool as the model is offered it: its name, what it does, and its input's JSON schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
 
 
 class Hangup:
@@ -75,13 +106,19 @@ class Hangup:
 
 @dataclass(slots=True)
 class ChatRequest:
-    """What the service layer asks of a provider: the vendor's model name, not ``provider:model``."""
+    """What the service layer asks of a provider: the vendor's model name, not ``provider:model``.
+
+    ``tools`` are offered to the model; with ``tool_choice="none"`` it may not call them (the reply's
+    last step: the model answers with what it has).
+    """
 
     model: str
     messages: list[ChatMessage]
     reasoning: bool = False
     max_output_tokens: int | None = None
     hangup: Hangup = field(default_factory=Hangup)
+    tools: list[ToolSpec] = field(default_factory=list)
+    tool_choice: str | None = None
 
 
 class Provider:

@@ -19,18 +19,30 @@ at the outer generator), so ``stream``/``astream`` close them themselves.
 
 from __future__ import annotations
 
+import base64
 import os
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from contextvars import ContextVar
 from typing import Any, ClassVar
 
 import httpx2
+import orjson
 from google import genai
 from google.genai import errors, types
 
-from streaming.events import Event, Finish, ReasoningDelta, TextDelta, Usage
+from streaming.events import (
+    Event,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallStart,
+    Usage,
+)
 from streaming.exceptions import ProviderError
-from streaming.providers.base import ChatRequest, Provider
+from streaming.providers.base import ChatMessage, ChatRequest, Provider
 from streaming.providers.clients import HangupTransport, calling, tls_context
 from streaming.providers.sse_lines import MAX_LINE, limit_lines
 from streaming.providers.upstream import (
@@ -103,8 +115,13 @@ class GeminiChunks:
         if candidate.finish_reason:
             reason = getattr(candidate.finish_reason, "value", candidate.finish_reason)
             self.finish_reason = FINISH_REASONS.get(str(reason), "other")
-        parts = candidate.content.parts if candidate.content else None
-        return [ReasoningDelta(p.text) if p.thought else TextDelta(p.text) for p in parts or () if p.text]
+        events: list[Event] = []
+        for part in (candidate.content.parts if candidate.content else None) or ():
+            if part.function_call is not None:
+                events += tool_call_events(part)
+            elif part.text:
+                events.append(ReasoningDelta(part.text) if part.thought else TextDelta(part.text))
+        return events
 
     def end(self) -> list[Event]:
         """The body ended: usage, then the finish; a stream cut short is an error."""
@@ -113,6 +130,61 @@ class GeminiChunks:
         events: list[Event] = [usage_from(self.usage)] if self.usage else []
         events.append(Finish(self.finish_reason))
         return events
+
+
+def tool_call_events(part: types.Part) -> list[Event]:
+    """A ``functionCall`` part, which comes whole, as the events of a streamed call. Gemini gives a call
+    no id unless asked: it gets one here, which its result names (Gemini matches them by order). The
+    part's thought signature (Gemini 3) goes back with the call in the next request."""
+    call = part.function_call
+    assert call is not None
+    call_id = call.id or f"call_{uuid.uuid4().hex[:24]}"
+    name = call.name or ""
+    arguments = orjson.dumps(call.args or {}).decode()
+    signature = base64.b64encode(part.thought_signature).decode() if part.thought_signature else None
+    return [
+        ToolCallStart(call_id, name),
+        ToolCallDelta(call_id, arguments),
+        ToolCall(call_id, name, dict(call.args or {}), arguments, signature),
+    ]
+
+
+def _content(message: ChatMessage) -> types.Content:
+    """A context message as Gemini takes it: an assistant's tool calls as ``functionCall`` parts (with
+    their thought signatures), their results as ``functionResponse`` parts of a user message."""
+    if message.role == "tool":
+        responses = [
+            types.Part(
+                function_response=types.FunctionResponse(
+                    name=r.name, response={"error": r.error} if r.error is not None else {"output": r.output}
+                )
+            )
+            for r in message.tool_results
+        ]
+        return types.Content(role="user", parts=responses)
+    parts = [types.Part(text=message.content)] if message.content or not message.tool_calls else []
+    for call in message.tool_calls:
+        parts.append(
+            types.Part(
+                function_call=types.FunctionCall(name=call.name, args=call.input or {}),
+                thought_signature=base64.b64decode(call.signature) if call.signature else None,
+            )
+        )
+    return types.Content(role="model" if message.role == "assistant" else "user", parts=parts)
+
+
+def _tools(request: ChatRequest, config: types.GenerateContentConfig) -> None:
+    """The tools offered, as function declarations (their JSON schema as it is)."""
+    declarations = [
+        types.FunctionDeclaration(name=t.name, description=t.description, parameters_json_schema=t.parameters)
+        for t in request.tools
+    ]
+    config.tools = [types.Tool(function_declarations=declarations)]
+    # (The SDK calls Python functions itself when given some: these are declarations only.)
+    config.automatic_function_calling = types.AutomaticFunctionCallingConfig(disable=True)
+    if request.tool_choice == "none":
+        mode = types.FunctionCallingConfigMode.NONE
+        config.tool_config = types.ToolConfig(function_calling_config=types.FunctionCallingConfig(mode=mode))
 
 
 def usage_from(usage: types.GenerateContentResponseUsageMetadata, *, partial: bool = False) -> Usage:
@@ -234,19 +306,15 @@ class GeminiProvider(Provider):
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
-        contents = [
-            types.Content(
-                role="model" if m.role == "assistant" else "user", parts=[types.Part(text=m.content)]
-            )
-            for m in request.messages
-            if m.role != "system"
-        ]
+        contents = [_content(m) for m in request.messages if m.role != "system"]
         config = types.GenerateContentConfig(
             system_instruction=system or None,
             max_output_tokens=request.max_output_tokens or self.options.get("max_output_tokens"),
         )
         if "automatic_continuation" in types.GenerateContentConfig.model_fields:  # google-genai 3.4+
             config.automatic_continuation = bool(self.options.get("automatic_continuation", False))
+        if request.tools:
+            _tools(request, config)
         if request.reasoning:
             config.thinking_config = types.ThinkingConfig(
                 include_thoughts=True,

@@ -20,16 +20,27 @@ times cheaper than the SDK's per-chunk objects).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import openai
 import orjson
 
-from streaming.events import Event, Finish, ReasoningDelta, TextDelta, Usage
-from streaming.providers.base import ChatRequest
+from streaming.events import (
+    Event,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallStart,
+    Usage,
+    parse_tool_input,
+)
+from streaming.providers.base import ChatMessage, ChatRequest
 from streaming.providers.http_sse import SDK, HTTPSSEProvider
-from streaming.providers.upstream import ErrorEvent, as_text, malformed, truncated
+from streaming.providers.upstream import ErrorEvent, as_text, malformed, result_text, truncated
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -62,14 +73,20 @@ def usage_from(usage: Mapping[str, Any]) -> Usage:
 
 
 class ChatCompletionChunks:
-    """The mapping from Chat Completions stream chunks to events, shared by ``stream`` and ``astream``."""
+    """The mapping from Chat Completions stream chunks to events, shared by ``stream`` and ``astream``.
 
-    __slots__ = ("done", "finish_reason", "usage")
+    Tool calls stream as ``delta.tool_calls`` pieces, by ``index`` (several at once when the model
+    calls tools in parallel): the first piece of each has its id and name, the others pieces of its
+    JSON arguments. Each finished call is yielded as a ``ToolCall`` at the end of the stream.
+    """
+
+    __slots__ = ("calls", "done", "finish_reason", "usage")
 
     def __init__(self) -> None:
         self.usage: Mapping[str, Any] | None = None
         self.finish_reason: str | None = None
         self.done = False
+        self.calls: dict[int, tuple[str, str, list[str]]] = {}  # index -> id, name, argument pieces
 
     def feed(self, data: bytes) -> list[Event]:
         if data == b"[DONE]":
@@ -103,16 +120,40 @@ class ChatCompletionChunks:
             text = delta.get("content") or delta.get("refusal")
             if text:
                 events.append(TextDelta(as_text(text)))
+            for piece in delta.get("tool_calls") or ():
+                events += self._tool_piece(piece)
             finish_reason = choice.get("finish_reason")
             if finish_reason:
                 self.finish_reason = as_text(finish_reason)
         return events
 
+    def _tool_piece(self, piece: dict[str, Any]) -> list[Event]:
+        index = piece.get("index", len(self.calls))
+        function = piece.get("function") or {}
+        arguments = function.get("arguments") or ""
+        events: list[Event] = []
+        if index not in self.calls:
+            # (Some compatible servers send no id: the call gets one, which its result names.)
+            call_id = as_text(piece.get("id") or f"call_{uuid.uuid4().hex[:24]}")
+            self.calls[index] = (call_id, as_text(function.get("name") or ""), [])
+            events.append(ToolCallStart(*self.calls[index][:2]))
+        call_id, _name, pieces = self.calls[index]
+        if arguments:
+            pieces.append(as_text(arguments))
+            events.append(ToolCallDelta(call_id, pieces[-1]))
+        return events
+
     def end(self) -> list[Event]:
-        """The body ended: usage, then the finish; a stream cut short is an error."""
+        """The body ended: the tool calls, usage, then the finish; a stream cut short is an error."""
         if self.finish_reason is None and not self.done:
             raise truncated()
-        events: list[Event] = [usage_from(self.usage)] if self.usage else []
+        events: list[Event] = []
+        for index in sorted(self.calls):
+            call_id, name, pieces = self.calls[index]
+            arguments = "".join(pieces)
+            events.append(ToolCall(call_id, name, parse_tool_input(arguments), arguments))
+        if self.usage:
+            events.append(usage_from(self.usage))
         events.append(Finish(FINISH_REASONS.get(self.finish_reason or "", "other")))
         return events
 
@@ -141,9 +182,19 @@ class OpenAIProvider(HTTPSSEProvider):
     def body(self, request: ChatRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
             "model": request.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [item for m in request.messages for item in _messages(m)],
             "stream": True,
         }
+        if request.tools:
+            params["tools"] = [
+                {
+                    "type": "function",
+                    "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+                }
+                for t in request.tools
+            ]
+            if request.tool_choice:
+                params["tool_choice"] = request.tool_choice
         if self.options.get("include_usage", True):
             params["stream_options"] = {"include_usage": True}
         limit = request.max_output_tokens or self.options.get("max_output_tokens")
@@ -153,3 +204,20 @@ class OpenAIProvider(HTTPSSEProvider):
             params["reasoning_effort"] = self.options["reasoning_effort"]
         params.update(self.options.get("extra_body") or {})
         return params
+
+
+def _messages(message: ChatMessage) -> list[dict[str, Any]]:
+    """A context message as Chat Completions takes it: an assistant's tool calls in ``tool_calls``, and
+    a tool message per result."""
+    if message.role == "tool":
+        return [
+            {"role": "tool", "tool_call_id": r.call_id, "content": result_text(r)}
+            for r in message.tool_results
+        ]
+    if message.tool_calls:
+        calls = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments or "{}"}}
+            for c in message.tool_calls
+        ]
+        return [{"role": "assistant", "content": message.content or None, "tool_calls": calls}]
+    return [{"role": message.role, "content": message.content}]

@@ -20,6 +20,8 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
+import orjson
+
 from streaming.exceptions import (
     Overloaded,
     ProviderAuthError,
@@ -30,7 +32,7 @@ from streaming.exceptions import (
     RateLimited,
     UpstreamError,
 )
-from streaming.providers.base import ChatRequest
+from streaming.providers.base import ChatRequest, ToolResult
 from streaming.providers.clients import shut_down
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -359,3 +361,13 @@ class SDKClients(Generic[S, A]):
             if client is None:
                 client = self._async[loop] = self._make_async()
             return client
+
+
+def result_text(result: ToolResult) -> str:
+    """A tool's result as the text a vendor takes: a text output as it is, other output as JSON, an
+    error as its sentence."""
+    if result.error is not None:
+        return f"Error: {result.error}"
+    if isinstance(result.output, str):
+        return result.output
+    return orjson.dumps(result.output).decode()

@@ -20,8 +20,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from streaming.sse import frame
 
 Chunk = dict[str, Any]
@@ -50,10 +48,6 @@ class Slice:
         offset = self.ends[skip - 1] if skip <= len(self.ends) else len(self.data)
         ends = array("Q", (end - offset for end in self.ends[skip:]))
         return Slice(self.first + skip, self.data[offset:], ends, self.ended)
-
-    def text(self) -> tuple[str, str]:
-        """The text and reasoning these chunks carry."""
-        return text_of(self.data)
 
     def json_chunks(self) -> Iterator[bytes]:
         """Each chunk's JSON, without its SSE framing (``id: n`` and ``data: ``), for the WebSocket."""
@@ -213,18 +207,3 @@ class Transcript:
 def _release(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
-
-
-def text_of(data: bytes) -> tuple[str, str]:
-    """The text and reasoning that the SSE events in ``data`` carry."""
-    text: list[str] = []
-    reasoning: list[str] = []
-    for line in data.split(b"\n"):
-        if not line.startswith(b"data: {"):
-            continue
-        chunk = orjson.loads(line[6:])
-        if chunk.get("type") == "text-delta":
-            text.append(chunk["delta"])
-        elif chunk.get("type") == "reasoning-delta":
-            reasoning.append(chunk["delta"])
-    return "".join(text), "".join(reasoning)

@@ -6,28 +6,9 @@
 
 import { AbstractChat, DefaultChatTransport, generateId } from "ai";
 
-const [base, cookie, csrf, text] = process.argv.slice(2);
+import { MemoryState } from "./memory_state.mjs";
 
-class MemoryState {
-  constructor() {
-    this.messages = [];
-    this.status = "ready";
-    this.error = undefined;
-    this.experimental_queuedMessages = [];
-  }
-  pushMessage(message) {
-    this.messages = [...this.messages, message];
-  }
-  popMessage() {
-    this.messages = this.messages.slice(0, -1);
-  }
-  replaceMessage(index, message) {
-    this.messages = [...this.messages.slice(0, index), this.snapshot(message), ...this.messages.slice(index + 1)];
-  }
-  snapshot(value) {
-    return structuredClone(value);
-  }
-}
+const [base, cookie, csrf, text] = process.argv.slice(2);
 
 function newChat(id) {
   const transport = new DefaultChatTransport({

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -58,6 +59,17 @@ class Command(BaseCommand):
             self.stdout.write("\n")
         elif kind == "error":
             self.stderr.write(f"\nerror ({chunk['code']}): {chunk['errorText']}")
+        elif kind == "tool-input-available":
+            arguments = json.dumps(chunk["input"], ensure_ascii=False)
+            self.stdout.write(self.style.HTTP_INFO(f"\n[{chunk['toolName']}({arguments})]"))
+        elif kind in ("tool-output-available", "tool-output-error", "tool-output-denied"):
+            said = chunk.get("errorText") or json.dumps(chunk.get("output"), ensure_ascii=False)
+            said = "denied" if kind == "tool-output-denied" else said
+            self.stdout.write(self.style.HTTP_INFO(f"[→ {said[:300]}]"))
+        elif kind == "tool-approval-request":
+            self.stdout.write(
+                self.style.WARNING("[waits for approval: answer it on the chat page or the API]")
+            )
         elif kind in ("finish", "message-metadata"):
             meta = chunk["messageMetadata"]
             usage = meta.get("usage") or {}

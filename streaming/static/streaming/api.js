@@ -54,6 +54,7 @@ export class Api {
       chat: data.chatUrl,
       stop: data.stopUrl,
       messageStream: data.messageStreamUrl,
+      approvals: data.approvalsUrl,
     };
     this.tokenInput = document.querySelector("input[name=csrfmiddlewaretoken]");
   }
@@ -125,6 +126,17 @@ export class Api {
     if (lastId != null) headers["Last-Event-ID"] = String(lastId);
     const url = this.urls.messageStream.replace(ID_PLACEHOLDER, encodeURIComponent(messageId));
     return fetch(url, { headers, credentials: "same-origin", signal });
+  }
+
+  /** Answer a reply's approval requests: 202 while others wait, else the reply going on, as `chat`. */
+  approve(messageId, body, signal) {
+    return fetch(this.urls.approvals.replace(ID_PLACEHOLDER, encodeURIComponent(messageId)), {
+      method: "POST",
+      headers: { ...this.headers(true), Accept: "text/event-stream" },
+      body: JSON.stringify(body),
+      credentials: "same-origin",
+      signal,
+    });
   }
 
   /** Start a reply: the raw response, to be read as an event stream when it is ok. */

@@ -7,6 +7,7 @@ import { warmUp } from "./markdown.js";
 import { AssistantReply, replyOf, userMessage } from "./reply.js";
 import { ConversationList, conversationHref } from "./sidebar.js";
 import { readChunks } from "./sse.js";
+import { resumeReply } from "./tools.js";
 
 const STOP_GRACE_MS = 2000; // after Stop, how long the server may take to send its own ending
 // After a dropped connection, the reply is followed again after these many milliseconds (the last
@@ -17,6 +18,7 @@ const SETTLED_ANNOUNCEMENTS = {
   complete: "Reply complete.",
   cancelled: "Reply stopped.",
   interrupted: "The reply was interrupted.",
+  awaiting_approval: "The reply waits for your approval of a tool call.",
 };
 
 const $ = (id) => document.getElementById(id);
@@ -284,13 +286,18 @@ class ChatApp {
     const position = { lastId: null };
     try {
       if (body) {
-        const response = await this.api.chat(body, signal);
+        const approving = Boolean(body.approvals);
+        const response = approving
+          ? await this.api.approve(reply.messageId, body, signal)
+          : await this.api.chat(body, signal);
         if (!response.ok) {
           const error = await ApiError.from(response);
-          reply.requestFailed = true;
+          reply.requestFailed = !approving;
           reply.fail(error.message, error.code);
           return;
         }
+        if (response.status === 202) return; // other calls still wait for an answer (tools.js)
+        if (approving) resumeReply(reply);
         await this.consume(view, reply, response, position);
       }
       if (!reply.settled && reply.messageId) await this.follow(view, reply, position, signal);
@@ -313,7 +320,8 @@ class ChatApp {
     try {
       for await (const chunk of readChunks(response, position)) {
         if (chunk.type === "start") {
-          if (reply.hasContent) reply.restart(); // a stored reply, replayed whole
+          if (reply.hasContent && !reply.resuming) reply.restart(); // a stored reply, replayed whole
+          reply.resuming = false; // (a reply going on after its approvals keeps what it showed)
           this.adopt(view, chunk);
         }
         reply.apply(chunk);
@@ -428,6 +436,23 @@ class ChatApp {
     else if (action === "copy-reply" && reply) this.copy(button, reply.text);
     else if (action === "regenerate" && reply) this.regenerate(reply);
     else if (action === "retry" && reply) this.retry(reply);
+    else if ((action === "tool-approve" || action === "tool-deny") && reply) this.answer(reply, button);
+  }
+
+  /** The user's answer to a tool call's approval request: the reply goes on once all are answered. */
+  answer(reply, button) {
+    const view = this.view;
+    if (view.busy) return;
+    const replies = view.element.querySelectorAll("article.message.assistant");
+    if (reply.element !== replies[replies.length - 1]) {
+      // A message sent since closed the question: the server denied the call, unanswered.
+      this.announce("The conversation went on since: that call can no longer be approved.", true);
+      return;
+    }
+    const answer = { id: button.dataset.approvalId, approved: button.dataset.action === "tool-approve" };
+    reply.tools.answering(answer);
+    view.reply = reply;
+    this.stream(view, reply, { approvals: [answer], ...this.chatOptions() });
   }
 
   async copy(button, text) {

@@ -3,6 +3,7 @@
 
 import { MarkdownView, renderMarkdown } from "./markdown.js";
 import { TextPacer } from "./pacer.js";
+import { isToolChunk, ToolCards } from "./tools.js";
 
 const STATUS_LABELS = {
   waiting: "Waiting for the model",
@@ -12,6 +13,7 @@ const STATUS_LABELS = {
   cancelled: "Stopped",
   error: "Error",
   interrupted: "Interrupted",
+  awaiting_approval: "Waiting for your approval",
 };
 const MIN_RENDER_INTERVAL_MS = 40;
 const MAX_RENDER_INTERVAL_MS = 250;
@@ -171,6 +173,9 @@ export class AssistantReply {
       case "reasoning-end":
         this.endReasoning();
         break;
+      case "text-start":
+        if (this.tools?.takeBreak() && this.pacer.text) this.pacer.push("\n\n"); // text after a tool call
+        break;
       case "text-delta":
         this.endReasoning();
         this.pacer.push(chunk.delta);
@@ -195,7 +200,8 @@ export class AssistantReply {
         this.settle("cancelled");
         break;
       default:
-        break; // start-step, finish-step, text-start/-end, and types newer than this page
+        if (isToolChunk(chunk)) (this.tools ??= new ToolCards(this)).apply(chunk); // tools.js
+        break; // start-step, finish-step, text-end, and types newer than this page
     }
   }
 
@@ -219,6 +225,7 @@ export class AssistantReply {
     this.reasoningBody.replaceChildren();
     this.reasoningView = null;
     this.errorBox.hidden = true;
+    this.tools?.reset();
     this.settled = this.finalRendered = this.notified = false;
     this.setStatus("streaming");
   }
@@ -247,6 +254,7 @@ export class AssistantReply {
     if (this.settled) return;
     this.settled = true;
     this.endReasoning();
+    this.tools?.settle(status);
     if (status !== "complete") this.pacer.flush();
     this.pacer.drain();
     this.setStatus(status);
@@ -364,6 +372,7 @@ export class AssistantReply {
       reply.reasoningText = message.reasoning;
       renderMarkdown(reply.reasoningBody, message.reasoning);
     }
+    reply.tools = ToolCards.fromParts(reply, message.parts ?? []); // tools.js
     if (message.error) reply.showError(message.error.message, message.error.code);
     reply.settled = reply.finalRendered = message.status !== "streaming";
     reply.applyMetadata(message);
