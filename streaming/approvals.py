@@ -21,9 +21,9 @@ from streaming.models import Message
 from streaming.parts import Part, call_of, context_messages, is_tool, result_of, steps, text_of
 from streaming.reply import ReplyState
 from streaming.services import (
-    _history,
     _with_system_prompt,
     going_on,
+    history_before,
     lock_reply,
     offered_tools,
     resolve_model,
@@ -87,12 +87,11 @@ def _go_on(
     user: Any, message: Message, parts: list[Part], model_id: str | None, reasoning: bool
 ) -> ReplyState:
     """The reply streams again: its last step's answered calls first, then the model."""
-    conversation = message.conversation
     spec = resolve_model(model_id or message.model)
     tools = offered_tools(spec)
     done = list(steps(parts))
     earlier = [p for step in done[:-1] for p in [{"type": "step-start"}, *step]]
-    history = _history(conversation, before=message, tools=True)
+    history = history_before(message.conversation_id, message.pk, tools=True)
     context = _with_system_prompt([*history, *context_messages(earlier)])
     waiting = _waiting_step(done[-1] if done else [])
     reasoning = reasoning and spec.reasoning

@@ -124,7 +124,7 @@ class BudgetStatus:
         assert self.limit is not None
         if self.spent >= self.limit:
             return BudgetExceeded(
-                f"You have used ${self.spent:.2f} of your ${self.limit:.2f} monthly budget. "
+                f"You have used {usd(self.spent)} of your {usd(self.limit)} monthly budget. "
                 f"It renews on {renews}."
             )
         held = f", and your replies streaming now hold {usd(self.reserved)}" if self.reserved else ""

@@ -71,6 +71,15 @@ class Conversation(models.Model):
 
 
 class Message(models.Model):
+    """One message of a conversation, in a tree: each follows its ``parent`` (None for a first message).
+
+    Editing a message adds a sibling of it (a message with the same parent), and regenerating a reply
+    adds a sibling of the reply: earlier versions stay. Siblings are ordered by ``created_at``; the
+    model's context is the path from a root down to the message being answered (``streaming.branches``).
+    A message saved without a parent follows the conversation's newest message, so code that adds
+    messages one after another makes a linear conversation.
+    """
+
     class Role(models.TextChoices):
         USER = "user"
         ASSISTANT = "assistant"
@@ -86,6 +95,14 @@ class Message(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="children",
+        help_text="The message this one follows; messages with the same parent are versions of each other.",
+    )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True, help_text="Its text (the text parts, a blank line between them).")
     reasoning = models.TextField(blank=True)
@@ -114,18 +131,11 @@ class Message(models.Model):
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:60]}"
 
-
-def question_of(reply: Message) -> uuid.UUID | None:
-    """The id of the user message a reply answers: the last one before it."""
-    question: uuid.UUID | None = (
-        Message.objects.filter(
-            conversation_id=reply.conversation_id, role=Message.Role.USER, created_at__lt=reply.created_at
-        )
-        .order_by("-created_at")
-        .values_list("pk", flat=True)
-        .first()
-    )
-    return question
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self._state.adding and self.parent_id is None and self.conversation_id is not None:
+            newest = Message.objects.filter(conversation_id=self.conversation_id).order_by("-created_at")
+            self.parent_id = newest.values_list("pk", flat=True).first()
+        super().save(*args, **kwargs)
 
 
 class Usage(models.Model):

@@ -308,3 +308,13 @@ def in_words(messages: list[ChatMessage]) -> list[ChatMessage]:
             said = result.error if result.error is not None else orjson.dumps(result.output).decode()
             lines.append(f"[{result.name} answered: {said}]")
     return [ChatMessage("assistant", "\n\n".join(lines))] if lines else []
+
+
+def message_context(role: str, content: str, parts: list[Part], *, tools: bool) -> list[ChatMessage]:
+    """A stored message as the model's context: an assistant's tool calls and their results as they
+    were, or, for a model offered no tools (a vendor refuses tool calls without tool definitions),
+    told in words."""
+    if role != "assistant" or not any(is_tool(p) for p in parts):
+        return [ChatMessage(role, content)] if content else []
+    said = context_messages(parts)
+    return said if tools else in_words(said)

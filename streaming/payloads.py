@@ -104,7 +104,8 @@ def _optional(data: dict[str, Any], field: str, kind: type, name: str) -> Any:
 
 
 def parse_chat(body: bytes) -> ChatInput:
-    """Either ``{"conversation", "message", "model", "reasoning", "regenerate"?}`` or a ``useChat`` body."""
+    """Either ``{"conversation", "message", "model", "reasoning", "parent"?, "edit"?, "regenerate"?}``,
+    ``{"continue": id}``, or a ``useChat`` body."""
     data = parse_json_object(body)
     model = _optional(data, "model", str, "a model id string like 'openai:gpt-4.1-mini'")
     reasoning = bool(_optional(data, "reasoning", bool, "true or false"))
@@ -114,18 +115,24 @@ def parse_chat(body: bytes) -> ChatInput:
         return ChatInput(
             None, "", model, reasoning=reasoning, continued=message_ref(data["continue"], "continue")
         )
-    regenerate = bool(_optional(data, "regenerate", bool, "true or false"))
+    regenerate, regenerated = _regenerate(data.get("regenerate"))
     message = data.get("message")
     if message is None and not regenerate:
         raise InvalidRequest("'message' is required.", field="message")
     if message is not None and not isinstance(message, str):
         raise InvalidRequest("'message' must be a string.", field="message")
+    places = {name: message_ref(data[name], name) for name in ("parent", "edit") if data.get(name)}
+    if len(places) + regenerate > 1:
+        raise InvalidRequest("Give at most one of 'parent', 'edit' and 'regenerate'.", field="edit")
     return ChatInput(
         conversation_id=conversation_ref(data.get("conversation"), "conversation"),
         text=no_nul(message or "", "message"),
         model_id=model,
         reasoning=reasoning,
         regenerate=regenerate,
+        regenerated=regenerated,
+        parent=places.get("parent"),
+        edit=places.get("edit"),
     )
 
 
@@ -155,6 +162,15 @@ def _answered(message: Any) -> tuple[uuid.UUID, dict[str, tuple[bool, str]]] | N
     if not answers:
         return None
     return message_ref(message.get("id"), "messages"), answers_of(answers, "messages")
+
+
+def _regenerate(value: Any) -> tuple[bool, uuid.UUID | None]:
+    """``"regenerate"``: true (the newest message's reply), or the id of the reply to answer again."""
+    if value is None or isinstance(value, bool):
+        return bool(value), None
+    if isinstance(value, str):
+        return True, message_ref(value, "regenerate")
+    raise InvalidRequest("'regenerate' must be true, false or the id of a reply.", field="regenerate")
 
 
 def _parse_use_chat(data: dict[str, Any], model: str | None, reasoning: bool) -> ChatInput:

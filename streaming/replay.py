@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from streaming.conf import model_spec
 from streaming.exceptions import NotFound, StreamingError
-from streaming.models import Message, question_of
+from streaming.models import Message
 from streaming.parts import from_text, replay_chunks
 from streaming.pricing import cost_string
 from streaming.reply import Chunk, ModelCall, ReplyState
@@ -19,15 +19,14 @@ from streaming.serializers import total_cost, total_usage
 
 
 def stored_chunks(message_id: str) -> list[Chunk]:
-    """The chunks of a stored assistant message (three queries: it, its question, its usage)."""
+    """The chunks of a stored assistant message (two queries: it, its usage)."""
     message = Message.objects.select_related("conversation").filter(pk=message_id).first()
     if message is None:
         raise NotFound("No such message.")
-    question = question_of(message)
     reply = ReplyState(
         message_id=str(message.pk),
         conversation_id=str(message.conversation_id),
-        user_message_id=str(question or ""),
+        user_message_id=str(message.parent_id or ""),  # (the user message it answers)
         user_id=message.conversation.owner_id,
         spec=model_spec(message.model),
         context=[],

@@ -76,6 +76,11 @@ class ModelCall:
     duration_ms: int | None = None
 
 
+def utf16_length(text: str) -> int:
+    """The length of ``text`` in UTF-16 code units: a browser's ``string.length``."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 @dataclass
 class ReplyState(StepsMixin):
     """Accumulates one assistant reply. ``status`` stays ``streaming`` until an outcome is set.
@@ -124,11 +129,19 @@ class ReplyState(StepsMixin):
 
     # -- building the stream ------------------------------------------------------------------
     def opening_chunks(self) -> list[Chunk]:
-        metadata = {
+        metadata: Chunk = {
             "conversationId": self.conversation_id,
             "userMessageId": self.user_message_id,
             "model": self.spec.id,
         }
+        if self.merge_text and self.before:
+            # A continued reply's stream has only its new text: a reader that already shows more of
+            # the message (a copy saved while it streamed) keeps this much of it, as JavaScript
+            # counts characters, and adds the stream to that.
+            metadata["continues"] = {
+                "textLength": utf16_length(text_of(self.before)),
+                "reasoningLength": utf16_length(text_of(self.before, "reasoning")),
+            }
         chunks: list[Chunk] = [{"type": "start", "messageId": self.message_id, "messageMetadata": metadata}]
         if not self.resuming:  # (a reply whose calls were approved first reports what they came to)
             chunks += self.emit([{"type": "start-step"}])

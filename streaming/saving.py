@@ -22,6 +22,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from streaming import budgets, limits
+from streaming.branches import context_of, lineage
 from streaming.conf import app_settings, model_spec
 from streaming.costs import OverrideBook
 from streaming.database import write_transaction
@@ -208,13 +209,8 @@ def logged_parts(chunks: list[dict[str, Any]]) -> list[Part]:
 
 def _context_of(message: Message) -> list[ChatMessage]:
     """The stored history the reply answered (bounded as a reply's context is), for its input estimate."""
-    rows = (
-        Message.objects.filter(conversation_id=message.conversation_id, created_at__lt=message.created_at)
-        .exclude(content="")
-        .order_by("-created_at")
-        .values_list("role", "content")[: app_settings.history_messages]
-    )
-    context = [ChatMessage(role, content) for role, content in reversed(rows)]
+    limit = app_settings.history_messages
+    context = context_of(lineage(message.conversation_id, message.pk, limit + 1)[1:], limit)
     if app_settings.system_prompt:
         context.insert(0, ChatMessage("system", app_settings.system_prompt))
     return context

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from django.db.models import prefetch_related_objects
+
+from streaming.branches import shown_branch, versions
 from streaming.events import Usage as Counts
 from streaming.events import usage_sum
 from streaming.models import Conversation, Message, Usage
@@ -40,6 +44,7 @@ def message_dict(message: Message, rows: Sequence[Usage] = ()) -> dict[str, Any]
     has_error = message.status in (Message.Status.ERROR, Message.Status.INTERRUPTED)
     return {
         "id": str(message.id),
+        "parent": None if message.parent_id is None else str(message.parent_id),
         "role": message.role,
         "content": message.content,
         "reasoning": message.reasoning,
@@ -70,9 +75,15 @@ def conversation_dict(conversation: Conversation) -> dict[str, Any]:
     }
 
 
-def conversation_detail(conversation: Conversation) -> dict[str, Any]:
-    """The conversation with its messages; two queries (messages, their usage) whatever their number."""
-    messages = list(conversation.messages.order_by("created_at").prefetch_related("usage"))
+def conversation_detail(conversation: Conversation, through: uuid.UUID | None = None) -> dict[str, Any]:
+    """The conversation with the messages of the branch through ``through`` (by default its newest
+    message), each with its ``versions``; two queries (messages, their usage) whatever their number."""
+    messages = list(conversation.messages.order_by("created_at", "pk"))
+    shown = shown_branch(messages, through)
+    prefetch_related_objects(shown, "usage")
+    versions_of = versions(messages)
     data = conversation_dict(conversation)
-    data["messages"] = [message_dict(m, list(m.usage.all())) for m in messages]
+    data["messages"] = [
+        {**message_dict(m, list(m.usage.all())), "versions": versions_of[m.pk]} for m in shown
+    ]
     return data

@@ -10,21 +10,21 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from streaming import budgets, limits
+from streaming import branches, budgets, limits
 from streaming.conf import ModelSpec, app_settings
 from streaming.database import write_transaction
 from streaming.exceptions import InvalidRequest, MessageTooLong, NotContinuable, NotFound, ReplyInProgress
-from streaming.models import CLIENT_ID_MAX_LENGTH, Conversation, Message, question_of
-from streaming.parts import Part, context_messages, from_text, in_words, is_tool
+from streaming.models import CLIENT_ID_MAX_LENGTH, Conversation, Message
+from streaming.parts import Part, from_text, is_tool, message_context
 from streaming.providers.base import ChatMessage
 from streaming.reply import ReplyState
+from streaming.titles import make_title
 from streaming.tools.definition import Tool
 from streaming.tools.registry import tools_for
 from streaming.upkeep import take_over_stale
@@ -39,7 +39,10 @@ class ChatInput:
     """A validated chat request, whichever body it came in (simple or ``useChat``).
 
     ``conversation_id`` is a UUID or a client's own chat id; ``continued`` names a reply cut short
-    that the model is asked to go on with.
+    that the model is asked to go on with. Where the message goes in the conversation's tree
+    (``streaming.branches``): after ``parent`` (by default the newest message), as a new version of
+    the user message ``edit``, or, for ``regenerate``, as a new version of the reply ``regenerated``
+    (by default the newest message's).
     """
 
     conversation_id: uuid.UUID | str | None
@@ -48,9 +51,17 @@ class ChatInput:
     reasoning: bool = False
     regenerate: bool = False
     continued: uuid.UUID | None = None
+    parent: uuid.UUID | None = None
+    edit: uuid.UUID | None = None
+    regenerated: uuid.UUID | None = None
     #: A reply whose tool calls await approval, and the user's answers (approval id: approved, reason).
     approved: uuid.UUID | None = None
     answers: dict[str, tuple[bool, str]] | None = None
+
+    @property
+    def places(self) -> bool:
+        """Whether it says where it goes (rather than after the newest message)."""
+        return bool(self.parent or self.edit or self.regenerate)
 
 
 #: What the model is told when it is asked to go on with a reply that was cut short.
@@ -92,48 +103,38 @@ def start_reply(user: Any, chat: ChatInput) -> ReplyState:
 
 def _new_reply(user: Any, chat: ChatInput) -> ReplyState:
     spec = resolve_model(chat.model_id)
-    if len(chat.text) > app_settings.max_message_chars:
-        raise MessageTooLong(
-            f"The message has {len(chat.text)} characters; the limit is {app_settings.max_message_chars}.",
-            field="message",
-        )
-    if not chat.regenerate and not chat.text.strip():
-        raise InvalidRequest("The message is empty.", field="message")
+    _check_text(chat)
     reasoning = chat.reasoning and spec.reasoning
     with write_transaction():
         conversation, created = _lock_conversation(user, chat.conversation_id, spec, make_title(chat.text))
         if not created:
             close_approvals(_refuse_if_streaming(conversation))
+        tools = offered_tools(spec)
+        turn = _plan(conversation, created, chat, tools=bool(tools))
         now = timezone.now()
-        if chat.regenerate:
-            user_message = _prepare_regenerate(conversation)
-        else:
-            user_message = Message(
-                conversation=conversation, role=Message.Role.USER, content=chat.text, created_at=now
-            )
+        new, question = _question(conversation, turn, chat.text, now)
         answered_at = now + _AFTER  # the reply sorts after the message it answers
         assistant = Message(
             conversation=conversation,
+            parent_id=question.id,
             role=Message.Role.ASSISTANT,
             status=Message.Status.STREAMING,
             model=spec.id,
             created_at=answered_at,
             updated_at=answered_at,
         )
-        tools = offered_tools(spec)
-        history = [] if created else _history(conversation, before=user_message, tools=bool(tools))
-        context = _with_system_prompt([*history, ChatMessage("user", user_message.content)])
+        context = _with_system_prompt([*turn.history, ChatMessage("user", question.content)])
         budget = budgets.reserve(user.pk, assistant.id, spec, context, reasoning=reasoning, tools=bool(tools))
-        Message.objects.bulk_create([assistant] if chat.regenerate else [user_message, assistant])
+        Message.objects.bulk_create([*new, assistant])
         if not created:  # (a new one has its model, title and time already)
             fields = {"model": spec.id, "updated_at": now}
             if not conversation.title:
-                fields["title"] = make_title(user_message.content)
+                fields["title"] = make_title(question.content)
             Conversation.objects.filter(pk=conversation.pk).update(**fields)
     return ReplyState(
         message_id=str(assistant.id),
         conversation_id=str(conversation.id),
-        user_message_id=str(user_message.id),
+        user_message_id=str(question.id),
         user_id=user.pk,
         spec=spec,
         context=context,
@@ -145,19 +146,59 @@ def _new_reply(user: Any, chat: ChatInput) -> ReplyState:
     )
 
 
+def _check_text(chat: ChatInput) -> None:
+    limit = app_settings.max_message_chars
+    if len(chat.text) > limit:
+        raise MessageTooLong(
+            f"The message has {len(chat.text):,} characters; the limit is {limit:,}.", field="message"
+        )
+    if not chat.regenerate and not chat.text.strip():
+        raise InvalidRequest("The message is empty.", field="message")
+
+
+def _plan(conversation: Conversation, created: bool, chat: ChatInput, *, tools: bool) -> branches.Turn:
+    """Where the message goes, and the history before it (a new conversation's first: none to read)."""
+    if created and not chat.places:
+        return branches.Turn(None, [])
+    return branches.plan_turn(
+        conversation.pk,
+        app_settings.history_messages,
+        parent=chat.parent,
+        edit=chat.edit,
+        regenerate=chat.regenerate,
+        regenerated=chat.regenerated,
+        tools=tools,
+    )
+
+
+def _question(
+    conversation: Conversation, turn: branches.Turn, text: str, now: datetime
+) -> tuple[list[Message], Message]:
+    """The user message the reply answers: a new one (to store), or, to regenerate, the one it had."""
+    if turn.question is not None:
+        return [], Message(id=turn.question.id, content=turn.question.content)
+    user_message = Message(
+        conversation=conversation,
+        parent_id=turn.parent_id,
+        role=Message.Role.USER,
+        content=text,
+        created_at=now,
+    )
+    return [user_message], user_message
+
+
 def _continue_reply(user: Any, chat: ChatInput, message_id: uuid.UUID) -> ReplyState:
     """Ask the model to go on with a reply that was cut short (stopped, failed or interrupted): the new
     text is appended to the same message, and the call gets a usage row of its own."""
     with write_transaction():
         reply = lock_reply(user, message_id, field="continue")
-        conversation = reply.conversation
         if reply.status not in CUT_SHORT:
             raise NotContinuable(f"Only a reply cut short can be continued; this one is {reply.status}.")
         spec = resolve_model(chat.model_id or reply.model)
         reasoning = chat.reasoning and spec.reasoning
         tools = offered_tools(spec)
         parts = stored_parts(reply)
-        history = _history(conversation, before=reply, tools=bool(tools))
+        history = history_before(reply.conversation_id, reply.pk, tools=bool(tools))
         said = message_context(reply.role, reply.content, parts, tools=bool(tools))
         context = _with_system_prompt([*history, *said, ChatMessage("user", CONTINUE_PROMPT)])
         return going_on(user, reply, spec, context, reasoning, tools, before=parts, merge_text=True)
@@ -191,11 +232,10 @@ def going_on(
     its conversation: its budget reservation, its status, and its state (``state``: what it goes on with)."""
     budget = budgets.reserve(user.pk, reply.pk, spec, context, reasoning=reasoning, tools=bool(tools))
     Message.objects.filter(pk=reply.pk).update(status=Message.Status.STREAMING, updated_at=timezone.now())
-    question_id = question_of(reply)
     return ReplyState(
         message_id=str(reply.pk),
         conversation_id=str(reply.conversation_id),
-        user_message_id=str(question_id or ""),
+        user_message_id=str(reply.parent_id or ""),  # (the user message it answers)
         user_id=user.pk,
         spec=spec,
         context=context,
@@ -215,16 +255,6 @@ def offered_tools(spec: ModelSpec) -> dict[str, Tool]:
 
 def stored_parts(message: Message) -> list[Part]:
     return message.parts or from_text(message.content, message.reasoning)
-
-
-def message_context(role: str, content: str, parts: list[Part], *, tools: bool) -> list[ChatMessage]:
-    """A stored message as the model's context: an assistant's tool calls and their results as they
-    were, or, for a model offered no tools (a vendor refuses tool calls without tool definitions),
-    told in words."""
-    if role != Message.Role.ASSISTANT or not any(is_tool(p) for p in parts):
-        return [ChatMessage(role, content)] if content else []
-    said = context_messages(parts)
-    return said if tools else in_words(said)
 
 
 CUT_SHORT = (Message.Status.CANCELLED, Message.Status.ERROR, Message.Status.INTERRUPTED)
@@ -305,38 +335,11 @@ def find_conversation(owner_id: Any, ref: str) -> Conversation | None:
     return Conversation.objects.filter(client_id=ref, owner_id=owner_id).first()
 
 
-def _prepare_regenerate(conversation: Conversation) -> Message:
-    """Drop the last assistant reply and return the user message it answered."""
-    last = conversation.messages.order_by("-created_at").first()
-    if last is not None and last.role == Message.Role.ASSISTANT:
-        last.delete()
-        last = conversation.messages.order_by("-created_at").first()
-    if last is None or last.role != Message.Role.USER:
-        raise InvalidRequest("There is no user message to answer again.", field="trigger")
-    return last
-
-
-def _history(conversation: Conversation, *, before: Message, tools: bool = False) -> list[ChatMessage]:
-    """The stored conversation before ``before``, newest ``HISTORY_MESSAGES`` of it, oldest first, each
-    message with its tool calls and results (``message_context``)."""
-    return history_before(conversation.messages.all(), before.created_at, exclude=before.pk, tools=tools)
-
-
-def history_before(
-    messages: QuerySet[Message], created_at: Any, *, exclude: Any = None, tools: bool = False
-) -> list[ChatMessage]:
-    rows = (
-        messages.filter(created_at__lt=created_at)
-        .exclude(Q(content="") & Q(parts=[]))
-        .exclude(pk=exclude)
-        .order_by("-created_at")
-        .values_list("role", "content", "parts")[: app_settings.history_messages]
-    )
-    return [
-        m
-        for role, content, parts in reversed(rows)
-        for m in message_context(role, content, parts, tools=tools)
-    ]
+def history_before(conversation_id: Any, reply_id: Any, *, tools: bool) -> list[ChatMessage]:
+    """The context before a stored reply: the newest ``HISTORY_MESSAGES`` of the messages it answers
+    (its branch of the conversation), oldest first, with their tool calls and results."""
+    limit = app_settings.history_messages
+    return branches.context_of(branches.lineage(conversation_id, reply_id, limit + 1)[1:], limit, tools=tools)
 
 
 def parse_title(data: dict[str, object]) -> str:
@@ -349,8 +352,3 @@ def parse_title(data: dict[str, object]) -> str:
     if "\x00" in title:
         raise InvalidRequest("'title' contains a NUL character.", field="title")
     return " ".join(title.split())
-
-
-def make_title(text: str, limit: int = 80) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"

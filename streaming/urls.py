@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/models", views.models, name="models"),
     path("api/conversations", views.conversations, name="conversations"),
     path("api/conversations/<str:conversation_id>", views.conversation, name="conversation"),
+    path("api/conversations/<str:conversation_id>/export", views.export, name="export"),
     path("api/chat", views.chat, name="chat-stream"),
     path("api/chat/<str:chat_id>/stream", views.chat_stream, name="chat-resume"),
     path("api/budget", views.budget, name="budget"),

@@ -5,14 +5,15 @@ from __future__ import annotations
 import time
 import uuid
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
-from django.shortcuts import render
+from django.shortcuts import render, resolve_url
 
 from streaming import approvals as approval_service
-from streaming import budgets, services, streams
+from streaming import budgets, exports, listing, services, streams
 from streaming.api import api_view
 from streaming.conf import app_settings
 from streaming.exceptions import InvalidRequest, NotFound, NotStreaming
@@ -21,7 +22,6 @@ from streaming.payloads import parse_approvals, parse_chat, parse_json_object, r
 from streaming.readers import Reader
 from streaming.reply import ReplyState
 from streaming.serializers import conversation_detail as detail_dict
-from streaming.serializers import conversation_dict
 from streaming.sse import EventStreamResponse
 from streaming.stopping import request_stop
 from streaming.upkeep import take_over_stale
@@ -35,21 +35,28 @@ STOP_CONFIRM_SECONDS = 2.0
 
 @login_required
 def chat_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "streaming/chat.html")
+    # Where a reader whose session ended logs in again (the page links there, back to itself).
+    return render(request, "streaming/chat.html", {"login_url": resolve_url(settings.LOGIN_URL)})
 
 
 @api_view(["GET"])
 def models(request: HttpRequest) -> HttpResponse:
     configured = app_settings.providers
     listed = [spec.as_dict() for spec in app_settings.models if spec.provider in configured]
-    return JsonResponse({"models": listed, "default": app_settings.default_model})
+    return JsonResponse(
+        {
+            "models": listed,
+            "default": app_settings.default_model,
+            "history_messages": app_settings.history_messages,
+        }
+    )
 
 
 @api_view(["GET"])
 def conversations(request: HttpRequest) -> HttpResponse:
-    mine = Conversation.objects.with_cost().filter(owner_id=request.user.pk)
-    rows = mine.order_by("-updated_at")[:500]
-    return JsonResponse({"conversations": [conversation_dict(c) for c in rows]})
+    """The user's conversations, newest first, a page at a time (``?cursor=``, ``?limit=``); with
+    ``?q=``, those whose title or text has it."""
+    return JsonResponse(listing.conversation_page(request.user.pk, listing.PageRequest.parse(request.GET)))
 
 
 def _uuid_or_404(value: str) -> uuid.UUID:
@@ -57,6 +64,13 @@ def _uuid_or_404(value: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise NotFound("Not found.") from None
+
+
+def _uuid_or_400(value: str, field: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidRequest(f"'{field}' must be the id (a UUID) of a message.", field=field) from None
 
 
 def _own_conversation(request: HttpRequest, ref: str) -> Conversation:
@@ -78,7 +92,18 @@ def conversation(request: HttpRequest, conversation_id: str) -> HttpResponse:
         found.title = services.parse_title(parse_json_object(request_body(request)))
         found.save(update_fields=["title"])
     take_over_stale(found.messages.all())
-    return JsonResponse(detail_dict(found))
+    branch = request.GET.get("branch")
+    return JsonResponse(detail_dict(found, _uuid_or_400(branch, "branch") if branch else None))
+
+
+@api_view(["GET"])
+def export(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    """The conversation as a file to keep: ``?format=md`` (the branch shown, or ``?branch=``'s) or
+    ``json`` (every message of every branch)."""
+    found = _own_conversation(request, conversation_id)
+    branch = request.GET.get("branch")
+    through = _uuid_or_400(branch, "branch") if branch else None
+    return exports.download(found, request.GET.get("format", "md"), through)
 
 
 def _stop_replies(conversation: Conversation) -> None:

@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, Generator
 from typing import ClassVar
 
 from streaming.events import Event, Finish, TextDelta, ToolCall, ToolCallDelta, ToolCallStart, Usage
-from streaming.exceptions import Overloaded
+from streaming.exceptions import Overloaded, ProviderBadRequest
 from streaming.providers.base import ChatRequest, Provider
 from streaming.providers.demo import REPLY
 
@@ -39,14 +39,16 @@ CHUNKY_BURSTS = 4
 CHUNKY_GAP_SECONDS = 0.5
 
 
-class HostileProvider(Provider):
-    """Model output that runs script if the page renders it without sanitizing."""
+class FixedReplyProvider(Provider):
+    """The same reply to every request, its ``DELTAS`` 20 ms apart, then ``USAGE``."""
 
     free = True
+    DELTAS: ClassVar[list[str]] = []
+    USAGE = Usage(input_tokens=10, output_tokens=60)
 
     def _events(self) -> list[Event]:
-        deltas: list[Event] = [TextDelta(text) for text in HOSTILE_REPLY]
-        return [*deltas, Usage(input_tokens=10, output_tokens=60), Finish("stop")]
+        deltas: list[Event] = [TextDelta(text) for text in self.DELTAS]
+        return [*deltas, self.USAGE, Finish("stop")]
 
     def stream(self, request: ChatRequest) -> Generator[Event, None, None]:
         for event in self._events():
@@ -57,6 +59,12 @@ class HostileProvider(Provider):
         for event in self._events():
             await asyncio.sleep(0.02)
             yield event
+
+
+class HostileProvider(FixedReplyProvider):
+    """Model output that runs script if the page renders it without sanitizing."""
+
+    DELTAS = HOSTILE_REPLY
 
 
 class FlakyProvider(Provider):
@@ -154,3 +162,41 @@ class ApprovalProvider(Provider):
         for event in self._events(request):
             await asyncio.sleep(0.02)
             yield event
+
+
+#: What a model writes when asked for a plan: a heading, a task list, a table wider than a phone, code in
+#: two languages and a link, in a few deltas, as the page would meet them.
+MARKDOWN_REPLY = [
+    "## Rollback plan\n\nSteps, and where each stands:\n\n",
+    "- [x] Snapshot the database\n- [ ] Rollback the deploy\n- [ ] Tell the team\n\n",
+    "| Step | Owner | Rollback command | Expected duration | Verification |\n",
+    "|---|---|---|---|---|\n",
+    "| Rollback | Operations | `kubectl rollout undo deployment/api` | Fifteen minutes | All green |\n",
+    "| Announcement | Communications | none | Five minutes | Status page updated |\n\n",
+    '```python\ndef rollback(release: str) -> None:\n    """Undo a release."""\n',
+    '    run(f"kubectl rollout undo {release}")  # at once\n```\n\n',
+    '```js\nconst done = await rollback("api");\n```\n\n',
+    "See [the runbook](https://example.com/runbook) for more.",
+]
+
+
+class MarkdownProvider(FixedReplyProvider):
+    """A reply with the markdown the page must render well: task lists, a wide table, code."""
+
+    DELTAS = MARKDOWN_REPLY
+    USAGE = Usage(input_tokens=12, output_tokens=120)
+
+
+class BrokenProvider(Provider):
+    """Refuses every request before it writes a word (a request the vendor finds malformed): a reply
+    with an error and no text at all."""
+
+    free = True
+
+    def stream(self, request: ChatRequest) -> Generator[Event, None, None]:
+        raise ProviderBadRequest("The model provider rejected the request.")
+        yield  # (a generator)
+
+    async def astream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+        raise ProviderBadRequest("The model provider rejected the request.")
+        yield  # (a generator)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.conftest import require
 from tests.servers import LiveServer, User
 
 if TYPE_CHECKING:
@@ -41,15 +42,21 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE: Any = {"width": 390, "height": 844}
 
 #: Installed before the page's scripts: records long tasks (over 50 ms on the main thread), how long
-#: each key press waited for the main thread, and the (status, text length) of the last reply each
-#: time it changes.
+#: each key press waited for the main thread, the (status, text length) of the last reply each time it
+#: changes, and how long after the last Enter in the message box the reply's first character showed.
 RECORDERS = """
 window.__longTasks = [];
 new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) window.__longTasks.push([entry.startTime, entry.duration]);
 }).observe({ type: "longtask", buffered: true });
 window.__inputDelays = [];
-addEventListener("keydown", (event) => window.__inputDelays.push(performance.now() - event.timeStamp), true);
+addEventListener("keydown", (event) => {
+  window.__inputDelays.push(performance.now() - event.timeStamp);
+  if (event.key === "Enter" && !event.shiftKey && event.target.id === "prompt") {
+    window.__enterAt = event.timeStamp;
+    window.__firstCharMs = null;
+  }
+}, true);
 window.__replyStates = [];
 new MutationObserver(() => {
   const replies = document.querySelectorAll("article.message.assistant");
@@ -58,6 +65,8 @@ new MutationObserver(() => {
   const state = [reply.dataset.status, reply.querySelector(".content").textContent.length];
   const last = window.__replyStates[window.__replyStates.length - 1];
   if (!last || last[0] !== state[0] || last[1] !== state[1]) window.__replyStates.push(state);
+  if (window.__enterAt != null && window.__firstCharMs == null && state[1] > 0)
+    window.__firstCharMs = performance.now() - window.__enterAt;
 }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
 """
 
@@ -72,6 +81,21 @@ def chromium_available() -> tuple[bool, str]:
 
 def launch(playwright: Any) -> Browser:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+@contextmanager
+def running_chromium() -> Iterator[Browser]:
+    """Chromium for a module's tests: skipped without it on a developer's machine, failed under CI."""
+    ok, reason = chromium_available()
+    require(ok, reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 
 def session_cookies(server: LiveServer, user: User | None = None) -> list[dict[str, Any]]:
@@ -145,12 +169,16 @@ class ChatPage:
         self.page.get_by_role("checkbox", name="Reasoning").set_checked(on)
 
     def send(self, text: str, model: str | None = None) -> Locator:
-        """Type ``text`` and press Enter; returns the reply that it starts."""
+        """Type ``text`` and press Enter (tap Send on a touch screen, where Enter is a new line); returns
+        the reply that it starts."""
         if model:
             self.choose_model(model)
         before = self.replies.count()
         self.prompt.fill(text)
-        self.prompt.press("Enter")
+        if self.page.evaluate("matchMedia('(pointer: coarse)').matches"):
+            self.send_button().tap()
+        else:
+            self.prompt.press("Enter")
         reply = self.replies.nth(before)
         reply.wait_for()
         return reply
@@ -217,6 +245,11 @@ class ChatPage:
             self._cdp.send("Performance.enable")
         metrics = self._cdp.send("Performance.getMetrics")["metrics"]
         return float(next(m["value"] for m in metrics if m["name"] == "ThreadTime"))
+
+    def first_character_ms(self) -> float | None:
+        """Milliseconds from the last Enter in the message box to the first character of its reply."""
+        value = self.page.evaluate("window.__firstCharMs")
+        return None if value is None else float(value)
 
     def reply_states(self) -> list[tuple[str, int]]:
         return [tuple(state) for state in self.page.evaluate("window.__replyStates")]

@@ -9,6 +9,8 @@ the demo's WhiteNoise under every server kind, and a few test models join the de
 - ``hostile:model``: a reply full of HTML and links that would run script if rendered unsanitized;
 - ``chunky:model``: the demo reply in four bursts, half a second apart;
 - ``approver:model``: asks to run ``remember``, a tool that needs the user's approval.
+- ``markdown:model``: a plan with a task list, a wide table and code in two languages;
+- ``broken:model``: an error before the first word (a reply with no text).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ STREAMING = {
         "hostile": {"BACKEND": "tests.browser_providers.HostileProvider"},
         "chunky": {"BACKEND": "tests.browser_providers.ChunkyProvider"},
         "approver": {"BACKEND": "tests.browser_providers.ApprovalProvider"},
+        "markdown": {"BACKEND": "tests.browser_providers.MarkdownProvider"},
+        "broken": {"BACKEND": "tests.browser_providers.BrokenProvider"},
     },
     "MODELS": [
         *STREAMING["MODELS"],
@@ -48,6 +52,8 @@ STREAMING = {
         {"id": "hostile:model", "label": "Hostile HTML"},
         {"id": "chunky:model", "label": "Chunky"},
         {"id": "approver:model", "label": "Asks before it acts"},
+        {"id": "markdown:model", "label": "Markdown"},
+        {"id": "broken:model", "label": "Broken"},
     ],
     # The demo project's tools for every model, and one that needs the user's approval.
     "TOOLS": {"*": STREAMING["TOOLS"], "approver:model": ["tests.example_tools.remember"]},

@@ -19,14 +19,13 @@ from typing import Any
 import pytest
 
 from streaming.templatetags.streaming_costs import usd
-from tests.axe import require_axe, serious_violations
+from tests.axe import CONTRAST, require_axe, serious_violations
 from tests.browser_support import (
     DESKTOP,
     PHONE,
     ROOT,
     SCREENSHOTS,
-    chromium_available,
-    launch,
+    running_chromium,
     session_cookies,
 )
 from tests.conftest import require
@@ -45,44 +44,12 @@ VIEWS = {
 }
 MONEY = re.compile(r"-?<?\$[0-9][0-9,]*(?:\.[0-9]+)?")
 
-#: Colours as the page paints them, and their WCAG contrast against what is behind them.
-CONTRAST = """
-(el) => {
-  const rgb = (text) => (text.match(/[0-9.]+/g) || []).map(Number);
-  const luminance = ([r, g, b]) => [r, g, b].map((c) => {
-    c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
-  }).reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
-  const ratio = (a, b) => {
-    const [x, y] = [luminance(a), luminance(b)];
-    return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05);
-  };
-  const behind = (node) => {
-    for (let at = node.parentElement; at; at = at.parentElement) {
-      const colour = rgb(getComputedStyle(at).backgroundColor);
-      if (colour.length === 3 || colour[3] > 0) return colour;
-    }
-    return rgb(getComputedStyle(document.body).backgroundColor);
-  };
-  const style = getComputedStyle(el);
-  const own = rgb(style.backgroundColor);
-  const ground = own.length === 3 || own[3] > 0 ? own : behind(el);
-  const paint = el instanceof SVGElement ? rgb(style.fill) : rgb(style.color);
-  return ratio(paint.slice(0, 3), ground.slice(0, 3));
-}
-"""
-
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    ok, reason = chromium_available()
-    require(ok, reason)
     require_axe()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
+    with running_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,7 @@ def test_models_lists_the_allowlist(api: Client) -> None:
         "label": "Thinker",
         "reasoning": True,
     }
+    assert data["history_messages"] == 40  # how many stored messages a reply's context takes
 
 
 @pytest.mark.parametrize(
@@ -176,8 +177,9 @@ def test_use_chat_body(api: Client) -> None:
     ScriptedProvider.enqueue([TextDelta("Regenerated"), Finish()])
     regenerate = {**body, "trigger": "regenerate-message", "messageId": "m4"}
     b"".join(chat(api, regenerate).streaming_content)
-    replies = Message.objects.filter(conversation_id=conversation_id, role="assistant")
-    assert [m.content for m in replies] == ["Regenerated"]
+    shown = api.get(f"/api/conversations/{conversation_id}").json()["messages"]
+    assert [m["content"] for m in shown] == ["Hello there", "Regenerated"]  # the new version is shown
+    assert len(shown[1]["versions"]) == 2  # and the first reply stays, as an earlier version
 
 
 def test_conversations_list_detail_rename_delete(api: Client, user: Any, other_user: Any) -> None:
@@ -195,9 +197,10 @@ def test_conversations_list_detail_rename_delete(api: Client, user: Any, other_u
     assert [m["role"] for m in detail["messages"]] == ["user", "assistant"]
     reply = detail["messages"][1]
     assert set(reply) == {
-        "id", "role", "content", "reasoning", "parts", "status", "model", "finish_reason", "error",
-        "usage", "cost", "ttft_ms", "duration_ms", "created_at",
+        "id", "parent", "versions", "role", "content", "reasoning", "parts", "status", "model",
+        "finish_reason", "error", "usage", "cost", "ttft_ms", "duration_ms", "created_at",
     }  # fmt: skip
+    assert (reply["parent"], reply["versions"]) == (detail["messages"][0]["id"], [reply["id"]])
     assert (reply["content"], reply["status"], reply["error"]) == ("Answer", "complete", None)
     assert reply["usage"]["estimated"] is True  # this script reported no usage
 

@@ -84,6 +84,15 @@ def test_over_budget_is_a_402_before_any_provider_call(user: Any, api: Any, limi
     assert not Message.objects.exists()
 
 
+def test_a_small_budget_reads_in_the_admin_money_format(user: Any, api: Any, settings: Any) -> None:
+    """A few cents over a budget of a few cents: the sentence tells the amounts apart (not "$0.04 of
+    your $0.04")."""
+    settings.STREAMING = priced_streaming(MONTHLY_BUDGET_USD="0.04")
+    spend(user, "0.0412")
+    error = chat(api).json()["error"]
+    assert "You have used $0.0412 of your $0.04 monthly budget." in error["message"]
+
+
 def test_under_budget_replies_and_reports_what_is_left(user: Any, api: Any, limited: None) -> None:
     spend(user, "0.25")
     assert chat(api).status_code == 200

@@ -53,6 +53,8 @@ def test_a_reply_cut_short_goes_on_in_the_same_message(
 
     assert events[0]["messageId"] == str(reply.pk)  # the same message, not a new one
     assert text_of(events) == " four, five, six."  # the stream has only what is new
+    continues = events[0]["messageMetadata"]["continues"]  # after this much of the stored message
+    assert continues == {"textLength": len("One, two, three,"), "reasoningLength": 0}
     assert events[-2]["messageMetadata"]["status"] == "complete"
     sent = upstreams[vendor].last.body.decode()
     assert "One, two, three," in sent and CONTINUE_PROMPT in sent and "Count to six." in sent
@@ -92,3 +94,12 @@ def test_another_users_reply_cannot_be_continued(api: Client, other_user: Any) -
     reply = cut_short(other_user, "demo:echo")
     response = api.post("/api/chat", {"continue": str(reply.pk)}, content_type="application/json")
     assert (response.status_code, response.json()["error"]["field"]) == (404, "continue")
+
+
+def test_where_a_continuation_starts_is_counted_as_a_browser_counts(api: Client, user: Any) -> None:
+    """In UTF-16 code units: an emoji is two of them, as JavaScript's ``length`` says."""
+    reply = cut_short(user, "demo:echo")
+    Message.objects.filter(pk=reply.pk).update(content="Hi 🎉", reasoning="é")
+    response = api.post("/api/chat", {"continue": str(reply.pk)}, content_type="application/json")
+    events = parse_events(b"".join(response.streaming_content))  # type: ignore[attr-defined]
+    assert events[0]["messageMetadata"]["continues"] == {"textLength": 5, "reasoningLength": 1}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
@@ -38,6 +39,8 @@ FIELDS = [
     "id",
     "messages",
     "trigger",
+    "parent",
+    "edit",
 ]
 MODELS = ["demo:echo", "scripted:model-a", "nope:none", "", "demo"]
 chat_bodies = st.fixed_dictionaries(
@@ -61,6 +64,8 @@ chat_bodies = st.fixed_dictionaries(
         )
         | json_values,
         "trigger": st.sampled_from(["submit-message", "regenerate-message", "x"]) | json_values,
+        "parent": st.sampled_from(["REPLY", "SELF"]) | st.uuids().map(str) | json_values,
+        "edit": st.sampled_from(["REPLY", "QUESTION"]) | st.uuids().map(str) | json_values,
     },
 )
 
@@ -77,6 +82,7 @@ PATHS = [
     "/api/models",
     "/api/conversations",
     "/api/conversations/{id}",
+    "/api/conversations/{id}/export",
     "/api/chat",
     "/api/chat/{id}/stream",
     "/api/budget",
@@ -92,14 +98,25 @@ CONTENT_TYPES = [
 ]
 
 
+#: Query parameters of the GET endpoints (search, pages, branches, export formats), with values of any kind.
+queries = st.dictionaries(
+    st.sampled_from(["q", "cursor", "limit", "branch", "format", "after"]),
+    st.sampled_from(["REPLY", "md", "json", "0", "201", "-1", "%00", "x" * 250, "bWVo", "MjAyNnx4"])
+    | st.text(max_size=20),
+    max_size=3,
+)
+#: What a successful answer may be: JSON, a stream, or an export's Markdown.
+KINDS = ("application/json", "text/event-stream", "text/markdown; charset=utf-8")
+
+
 @pytest.fixture
 def known(user: Any) -> dict[str, str]:
     conversation = Conversation.objects.create(owner=user, model="demo:echo", title="Known")
-    Message.objects.create(conversation=conversation, role="user", content="Hi")
+    question = Message.objects.create(conversation=conversation, role="user", content="Hi")
     reply = Message.objects.create(
         conversation=conversation, role="assistant", content="Cut", status="cancelled"
     )
-    return {"SELF": str(conversation.pk), "REPLY": str(reply.pk)}
+    return {"SELF": str(conversation.pk), "REPLY": str(reply.pk), "QUESTION": str(question.pk)}
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -110,12 +127,15 @@ def known(user: Any) -> dict[str, str]:
     body=bodies,
     content_type=st.sampled_from(CONTENT_TYPES),
     last_event=st.none() | st.sampled_from(["0", "-1", "-2", "x", "99999999999999999999", "3.5"]),
+    query=queries,
 )
 def test_no_answer_is_a_500_or_html(
     api: Client, known: dict[str, str], method: str, path: str, target: str, body: bytes, content_type: str,
-    last_event: str | None,
+    last_event: str | None, query: dict[str, str],
 ) -> None:  # fmt: skip
     url = path.replace("{id}", known.get(target, target))
+    if query:
+        url += "?" + urlencode({name: known.get(value, value) for name, value in query.items()})
     raw = body
     for name, value in known.items():
         raw = raw.replace(f'"{name}"'.encode(), f'"{value}"'.encode())
@@ -127,7 +147,7 @@ def test_no_answer_is_a_500_or_html(
     kind = response.get("Content-Type", "")
     if response.status_code == 204:
         return
-    assert kind in ("application/json", "text/event-stream"), (
+    assert kind in KINDS, (
         response.status_code,
         kind,
         content_of(response),

@@ -181,12 +181,23 @@ def test_five_hundred_misbehaving_clients_leave_every_reply_ended_and_counted(cl
         assert len(complete) >= STREAMS * 0.6  # the readers and the reloads, at least
         assert all(r[2] == "tok " * TOKENS for r in complete)
 
-        with httpx.Client(base_url=cluster.asgi.url, cookies=cluster.cookies, timeout=30) as client:
-            listed = client.get("/api/conversations").json()["conversations"]
-        reported = sum((Decimal(c["cost"]) for c in listed if c["cost"]), Decimal(0))
+        reported = sum((Decimal(c["cost"]) for c in listed(cluster) if c["cost"]), Decimal(0))
         [(stored,)] = cluster.query("SELECT sum(total_cost) FROM streaming_usage")
         assert stored is not None and stored > 0
         assert reported == stored
+
+
+def listed(cluster: Cluster) -> list[dict[str, Any]]:
+    """Every conversation of the API's list, page by page."""
+    found: list[dict[str, Any]] = []
+    params: dict[str, str] = {"limit": "100"}
+    with httpx.Client(base_url=cluster.asgi.url, cookies=cluster.cookies, timeout=30) as client:
+        while True:
+            page = client.get("/api/conversations", params=params).json()
+            found += page["conversations"]
+            if not page["next"]:
+                return found
+            params["cursor"] = page["next"]
 
 
 def streaming(cluster: Cluster) -> int:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('streaming', '0005_budget_reservation'),
+        ('streaming', '0006_message_parent'),
     ]
 
     operations = [

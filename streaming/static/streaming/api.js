@@ -55,6 +55,8 @@ export class Api {
       stop: data.stopUrl,
       messageStream: data.messageStreamUrl,
       approvals: data.approvalsUrl,
+      export: data.exportUrl,
+      budget: data.budgetUrl,
     };
     this.tokenInput = document.querySelector("input[name=csrfmiddlewaretoken]");
   }
@@ -90,12 +92,29 @@ export class Api {
     return this.request("GET", this.urls.models);
   }
 
-  async conversations() {
-    return (await this.request("GET", this.urls.conversations)).conversations;
+  /** A page of conversations, newest first: `{conversations, next}`; `query` searches their text. */
+  conversations({ query = "", cursor = null } = {}) {
+    const params = new URLSearchParams();
+    if (query) params.set("q", query);
+    if (cursor) params.set("cursor", cursor);
+    const search = params.size ? `?${params}` : "";
+    return this.request("GET", this.urls.conversations + search);
   }
 
-  conversation(id) {
-    return this.request("GET", this.conversationUrl(id));
+  /** A conversation with the messages of one branch: through `branch` (a message id), or the newest. */
+  conversation(id, branch = null) {
+    const search = branch ? `?${new URLSearchParams({ branch })}` : "";
+    return this.request("GET", this.conversationUrl(id) + search);
+  }
+
+  exportUrl(id, format, branch = null) {
+    const params = new URLSearchParams({ format });
+    if (branch) params.set("branch", branch);
+    return `${this.urls.export.replace(ID_PLACEHOLDER, encodeURIComponent(id))}?${params}`;
+  }
+
+  budget() {
+    return this.request("GET", this.urls.budget);
   }
 
   rename(id, title) {

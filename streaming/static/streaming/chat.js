@@ -1,13 +1,17 @@
 // The chat page: conversations, the composer, and the replies streaming into them.
 
 import { Api, ApiError } from "./api.js";
+import { BudgetView } from "./budget.js";
+import { Composer } from "./composer.js";
 import { ConversationView } from "./conversation.js";
 import { Announcer, Drawer, ScrollFollower } from "./layout.js";
 import { warmUp } from "./markdown.js";
+import { ModelPicker } from "./models.js";
 import { AssistantReply, replyOf, userMessage } from "./reply.js";
 import { ConversationList, conversationHref } from "./sidebar.js";
 import { readChunks } from "./sse.js";
 import { resumeReply } from "./tools.js";
+import { TranscriptActions } from "./transcript.js";
 
 const STOP_GRACE_MS = 2000; // after Stop, how long the server may take to send its own ending
 // After a dropped connection, the reply is followed again after these many milliseconds (the last
@@ -41,7 +45,6 @@ class ChatApp {
   constructor(root) {
     this.root = root;
     this.api = new Api(root);
-    this.models = new Map();
     this.views = new Map(); // views kept while they stream, by conversation id
     this.view = null;
     this.openToken = 0;
@@ -54,21 +57,27 @@ class ChatApp {
       main: $("main"),
     });
     this.announcer = new Announcer($("announcer"), $("alert"));
-    this.prompt = $("prompt");
-    this.modelSelect = $("model");
-    this.reasoningBox = $("reasoning");
-    this.list = new ConversationList($("conversation-list"), $("conversation-empty"), {
+    this.budget = new BudgetView($("budget"), this.api);
+    this.composer = Composer.fromPage({
+      submit: () => this.submit(),
+      stop: () => this.view.busy && (this.stop(), true),
+    });
+    this.picker = new ModelPicker($("model"), $("reasoning"), $("reasoning-toggle"));
+    this.list = ConversationList.fromPage({
+      page: (options) => this.api.conversations(options),
       open: (id) => this.open(id),
       rename: (id, title) => this.rename(id, title),
       remove: (id, title) => this.remove(id, title),
+      announce: (text) => this.announce(text),
     });
+    this.actions = new TranscriptActions(this);
   }
 
   async start() {
     this.bind();
     this.showView(new ConversationView());
     try {
-      await Promise.all([this.loadModels(), this.refreshList()]);
+      await Promise.all([this.picker.load(this.api), this.list.refresh(), this.budget.refresh()]);
     } catch (error) {
       this.announce(`The page could not load: ${error.message}`, true);
     }
@@ -78,66 +87,33 @@ class ChatApp {
   }
 
   bind() {
-    $("composer").addEventListener("submit", (event) => {
-      event.preventDefault();
-      this.submit();
-    });
-    this.prompt.addEventListener("keydown", (event) => this.onPromptKey(event));
-    this.prompt.addEventListener("input", () => this.resizePrompt());
     $("stop").addEventListener("click", () => this.stop());
     $("new-chat").addEventListener("click", () => this.newChat());
-    this.modelSelect.addEventListener("change", () => this.onModelChange());
-    this.reasoningBox.addEventListener("change", () => {
-      localStorage.setItem("streaming.reasoning", this.reasoningBox.checked);
-    });
-    this.transcript.addEventListener("click", (event) => this.onTranscriptClick(event));
+    this.transcript.addEventListener("click", (event) => this.actions.onClick(event));
     for (const suggestion of document.querySelectorAll("[data-suggestion]")) {
-      suggestion.addEventListener("click", () => {
-        this.prompt.value = suggestion.dataset.suggestion;
-        this.resizePrompt();
-        this.prompt.focus();
-      });
+      suggestion.addEventListener("click", () => this.composer.fill(suggestion.dataset.suggestion));
     }
     window.addEventListener("popstate", () => this.route());
   }
 
-  // -- models -----------------------------------------------------------------------------------
-  async loadModels() {
-    const data = await this.api.models();
-    const saved = localStorage.getItem("streaming.model");
-    for (const model of data.models) {
-      this.models.set(model.id, model);
-      this.modelSelect.add(new Option(model.label, model.id));
-    }
-    this.modelSelect.value = this.models.has(saved) ? saved : (data.default ?? data.models[0]?.id ?? "");
-    this.reasoningBox.checked = localStorage.getItem("streaming.reasoning") === "true";
-    this.onModelChange(false);
-  }
-
-  onModelChange(save = true) {
-    const model = this.models.get(this.modelSelect.value);
-    $("reasoning-toggle").hidden = !model?.reasoning;
-    if (save) localStorage.setItem("streaming.model", this.modelSelect.value);
-  }
-
   labelOf(modelId) {
-    return this.models.get(modelId)?.label ?? modelId ?? "";
+    return this.picker.labelOf(modelId);
   }
 
   chatOptions() {
-    const model = this.modelSelect.value;
-    return { model, reasoning: Boolean(this.models.get(model)?.reasoning && this.reasoningBox.checked) };
+    return this.picker.options();
   }
 
   // -- conversations ----------------------------------------------------------------------------
   async route() {
-    const id = new URLSearchParams(window.location.search).get("c");
-    if (id) await this.open(id, { push: false });
+    const params = new URLSearchParams(window.location.search);
+    const id = params.get("c");
+    if (id) await this.open(id, { push: false, branch: params.get("branch") });
     else this.newChat({ push: false });
   }
 
   async refreshList() {
-    this.list.update(await this.api.conversations());
+    await this.list.refresh();
     if (this.view?.id) this.setTitle(this.list.title(this.view.id) || this.view.title);
   }
 
@@ -146,15 +122,15 @@ class ChatApp {
     this.refreshTimer = setTimeout(() => this.refreshList().catch(() => {}), 150);
   }
 
-  async open(id, { push = true } = {}) {
+  async open(id, { push = true, branch = null } = {}) {
     this.drawer.set(false);
-    if (this.view?.id === id) return;
+    if (this.view?.id === id && !branch) return;
     const token = ++this.openToken;
     let view = this.views.get(id);
     if (!view) {
       view = new ConversationView(id);
       try {
-        view.show(await this.api.conversation(id), (model) => this.labelOf(model));
+        view.show(await this.api.conversation(id, branch), (model) => this.labelOf(model));
       } catch (error) {
         if (token !== this.openToken) return;
         this.announce(error.status === 404 ? "That conversation no longer exists." : error.message, true);
@@ -162,12 +138,10 @@ class ChatApp {
         return;
       }
       if (token !== this.openToken) return;
+      view.branch = branch;
     }
-    if (push) history.pushState(null, "", conversationHref(id));
-    if (this.models.has(view.model)) {
-      this.modelSelect.value = view.model;
-      this.onModelChange();
-    }
+    if (push) history.pushState(null, "", conversationHref(id, view.branch));
+    this.picker.choose(view.model);
     this.showView(view);
     this.scroll.follow(true);
     if (view.remoteStreaming) this.attach(view);
@@ -178,7 +152,7 @@ class ChatApp {
     this.openToken++;
     if (push && window.location.search) history.pushState(null, "", conversationHref(null));
     this.showView(new ConversationView());
-    this.prompt.focus();
+    this.composer.prompt.focus();
   }
 
   showView(view) {
@@ -223,7 +197,7 @@ class ChatApp {
       if (this.view?.id === id) this.newChat();
       this.announce("Conversation deleted.");
       await this.refreshList();
-      if (!document.activeElement || document.activeElement === document.body) this.prompt.focus();
+      if (!document.activeElement || document.activeElement === document.body) this.composer.prompt.focus();
     } catch (error) {
       this.announce(`Deleting failed: ${error.message}`, true);
     }
@@ -236,37 +210,43 @@ class ChatApp {
     const article = view.element.querySelector(`article[data-message-id="${CSS.escape(messageId)}"]`);
     const reply = article && replyOf(article);
     if (!reply) return;
-    reply.onRender = () => view === this.view && this.scroll.follow();
-    reply.onSettled = (settled) => this.onSettled(view, settled);
+    this.watch(view, reply);
+    reply.origin = { kind: "attach" };
     view.reply = reply;
     this.stream(view, reply, null);
   }
 
+  /** Follow `reply`'s rendering and ending in `view`. */
+  watch(view, reply) {
+    reply.onRender = () => view === this.view && this.scroll.follow();
+    reply.onSettled = (settled) => this.onSettled(view, settled);
+  }
+
   // -- sending and streaming --------------------------------------------------------------------
   submit() {
-    const text = this.prompt.value;
+    const text = this.composer.text;
     if (!text.trim()) return;
     if (this.view.busy) {
-      this.announce("Wait for the reply to finish, or stop it.", true);
+      this.composer.note("A reply is on its way: wait for it to finish, or stop it (Escape), then send.");
       return;
     }
-    this.prompt.value = "";
-    this.resizePrompt();
+    this.composer.clear();
     this.send(this.view, text);
   }
 
+  /** A new message at the end of the branch shown. */
   send(view, text) {
     const user = userMessage(text);
+    const parent = view.id ? view.lastMessageId() : null;
     view.element.append(user);
-    this.runReply(view, { conversation: view.id, message: text, ...this.chatOptions() }, { text, user });
+    const body = { conversation: view.id, message: text, ...this.chatOptions() };
+    if (parent) body.parent = parent;
+    this.runReply(view, body, { kind: "send", text, user });
   }
 
   runReply(view, body, origin) {
-    const reply = new AssistantReply({
-      modelLabel: this.labelOf(body.model),
-      onRender: () => view === this.view && this.scroll.follow(),
-      onSettled: (settled) => this.onSettled(view, settled),
-    });
+    const reply = new AssistantReply({ modelLabel: this.labelOf(body.model) });
+    this.watch(view, reply);
     reply.origin = origin;
     view.element.append(reply.element);
     view.reply = reply;
@@ -292,9 +272,8 @@ class ChatApp {
           : await this.api.chat(body, signal);
         if (!response.ok) {
           const error = await ApiError.from(response);
-          reply.requestFailed = !approving;
-          reply.fail(error.message, error.code);
-          return;
+          if (!approving) return await this.actions.refused(view, reply, error);
+          return reply.fail(error.message, error.code);
         }
         if (response.status === 202) return; // other calls still wait for an answer (tools.js)
         if (approving) resumeReply(reply);
@@ -312,6 +291,7 @@ class ChatApp {
       if (view !== this.view) this.views.delete(view.id);
       this.updateComposer();
       this.refreshListSoon();
+      this.budget.refresh();
     }
   }
 
@@ -320,9 +300,12 @@ class ChatApp {
     try {
       for await (const chunk of readChunks(response, position)) {
         if (chunk.type === "start") {
-          if (reply.hasContent && !reply.resuming) reply.restart(); // a stored reply, replayed whole
-          reply.resuming = false; // (a reply going on after its approvals keeps what it showed)
-          this.adopt(view, chunk);
+          // A continued reply goes on from what it had, and one going on after its approvals keeps
+          // what it showed; a stored reply replayed whole starts over.
+          const keep = chunk.messageMetadata?.continues;
+          if (reply.resuming) reply.resuming = false;
+          else if (keep ? reply.showsMoreThan(keep) : reply.hasContent) reply.restart(keep);
+          this.adopt(view, reply, chunk);
         }
         reply.apply(chunk);
       }
@@ -360,16 +343,21 @@ class ChatApp {
     }
   }
 
-  /** The `start` chunk: the server's ids for the conversation (new for a new chat) and the reply. */
-  adopt(view, chunk) {
+  /** The `start` chunk: the server's ids for the conversation (new for a new chat), its messages. */
+  adopt(view, reply, chunk) {
     const id = chunk.messageMetadata?.conversationId;
     if (id && !view.id) {
       view.id = id;
       this.views.set(id, view);
-      if (view === this.view) {
-        history.replaceState(null, "", conversationHref(id));
-        this.list.setActive(id);
-      }
+      if (view === this.view) this.list.setActive(id);
+    }
+    const { origin } = reply;
+    if (origin.user) view.addVersion(origin.user, chunk.messageMetadata?.userMessageId, origin.previousUser);
+    view.addVersion(reply.element, chunk.messageId, origin.previousReply);
+    if (view.branch && origin.kind !== "attach") view.branch = null; // the newest branch is this one
+    if (view === this.view) {
+      history.replaceState(null, "", conversationHref(view.id, view.branch));
+      this.updateComposer();
     }
     if (view.id) this.list.setStreaming(view.id, true);
     this.refreshListSoon();
@@ -377,6 +365,7 @@ class ChatApp {
 
   onSettled(view, reply) {
     if (view !== this.view) return;
+    view.markContext(this.picker.historyLimit);
     if (reply.status === "error") this.announce(`The reply failed: ${reply.errorText.textContent}`, true);
     else this.announce(SETTLED_ANNOUNCEMENTS[reply.status] ?? "");
   }
@@ -398,103 +387,19 @@ class ChatApp {
     }
   }
 
-  regenerate(reply) {
-    const view = this.view;
-    if (view.busy || !view.id) return;
-    const hadFocus = reply.element.contains(document.activeElement);
-    reply.element.remove();
-    this.runReply(
-      view,
-      { conversation: view.id, regenerate: true, ...this.chatOptions() },
-      { regenerate: true },
-    );
-    if (hadFocus) $("stop").focus(); // the button pressed is gone; Stop is what can be done next
-  }
-
-  retry(reply) {
-    const { origin } = reply;
-    if (reply.requestFailed && origin?.text !== undefined) {
-      // The server refused the request before storing anything: send the message again.
-      if (this.view.busy) return;
-      const hadFocus = reply.element.contains(document.activeElement);
-      reply.element.remove();
-      origin.user.remove();
-      this.send(this.view, origin.text);
-      if (hadFocus) $("stop").focus();
-    } else {
-      this.regenerate(reply);
-    }
-  }
-
-  onTranscriptClick(event) {
-    const button = event.target.closest("button[data-action]");
-    if (!button) return;
-    const reply = replyOf(button);
-    const action = button.dataset.action;
-    if (action === "copy-code")
-      this.copy(button, button.closest(".code-block").querySelector("pre").textContent);
-    else if (action === "copy-reply" && reply) this.copy(button, reply.text);
-    else if (action === "regenerate" && reply) this.regenerate(reply);
-    else if (action === "retry" && reply) this.retry(reply);
-    else if ((action === "tool-approve" || action === "tool-deny") && reply) this.answer(reply, button);
-  }
-
-  /** The user's answer to a tool call's approval request: the reply goes on once all are answered. */
-  answer(reply, button) {
-    const view = this.view;
-    if (view.busy) return;
-    const replies = view.element.querySelectorAll("article.message.assistant");
-    if (reply.element !== replies[replies.length - 1]) {
-      // A message sent since closed the question: the server denied the call, unanswered.
-      this.announce("The conversation went on since: that call can no longer be approved.", true);
-      return;
-    }
-    const answer = { id: button.dataset.approvalId, approved: button.dataset.action === "tool-approve" };
-    reply.tools.answering(answer);
-    view.reply = reply;
-    this.stream(view, reply, { approvals: [answer], ...this.chatOptions() });
-  }
-
-  async copy(button, text) {
-    try {
-      await navigator.clipboard.writeText(text);
-    } catch {
-      this.announce("Copying failed: the browser did not allow it.", true);
-      return;
-    }
-    const label = button.textContent;
-    button.textContent = "Copied";
-    this.announce("Copied to the clipboard.");
-    setTimeout(() => (button.textContent = label), 1500);
-  }
-
   // -- the page -----------------------------------------------------------------------------------
   updateComposer() {
     const view = this.view;
     const streaming = Boolean(view?.busy);
-    const stopFocused = document.activeElement === $("stop");
-    const sendFocused = document.activeElement === $("send");
-    $("send").hidden = streaming;
-    $("stop").hidden = !streaming;
-    if (streaming && sendFocused) $("stop").focus();
-    if (!streaming && stopFocused) $("send").focus();
+    this.composer.setStreaming(streaming);
     view?.element.classList.toggle("busy", streaming);
+    view?.markContext(this.picker.historyLimit);
     $("empty-state").hidden = !view?.empty;
-  }
-
-  onPromptKey(event) {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-      event.preventDefault();
-      this.submit();
-    } else if (event.key === "Escape" && this.view.busy) {
-      event.preventDefault();
-      this.stop();
+    $("export-menu").hidden = !view?.id;
+    if (view?.id) {
+      $("export-md").href = this.api.exportUrl(view.id, "md", view.branch);
+      $("export-json").href = this.api.exportUrl(view.id, "json", view.branch);
     }
-  }
-
-  resizePrompt() {
-    this.prompt.style.height = "auto";
-    this.prompt.style.height = `${Math.min(this.prompt.scrollHeight, window.innerHeight * 0.4)}px`;
   }
 
   announce(text, urgent = false) {

@@ -1,6 +1,8 @@
 // One message in the transcript. An assistant reply takes the chunks of the UI message stream as they
 // come, paces its text, renders it on animation frames, and shows its status, usage, cost and timings.
 
+import { actionButton as button, make } from "./dom.js";
+import { duration, tokens as count, usd } from "./format.js";
 import { MarkdownView, renderMarkdown } from "./markdown.js";
 import { TextPacer } from "./pacer.js";
 import { isToolChunk, ToolCards } from "./tools.js";
@@ -25,40 +27,14 @@ export function replyOf(element) {
   return replies.get(element.closest("article.message"));
 }
 
-function make(tag, className, text) {
-  const element = document.createElement(tag);
-  if (className) element.className = className;
-  if (text !== undefined) element.textContent = text;
-  return element;
-}
-
-function button(action, label, text = label) {
-  const element = make("button", `text-button ${action}`, text);
-  element.type = "button";
-  element.dataset.action = action;
-  if (text !== label) element.setAttribute("aria-label", label);
-  return element;
-}
-
-export function userMessage(text) {
+/** A message the reader sent (`id`: the server's, once known), with Edit and its versions. */
+export function userMessage(text, id = null) {
   const article = make("article", "message user");
-  article.append(make("h2", "visually-hidden", "You said:"), make("div", "bubble", text));
+  if (id) article.dataset.messageId = id;
+  const tools = make("footer", "message-tools");
+  tools.append(make("span", "versions"), button("edit", "Edit message", "Edit"));
+  article.append(make("h2", "visually-hidden", "You said:"), make("div", "bubble", text), tools);
   return article;
-}
-
-const numberFormat = new Intl.NumberFormat();
-const count = (n) => numberFormat.format(n ?? 0);
-
-export function formatMs(ms) {
-  if (ms == null) return "";
-  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(ms < 10000 ? 1 : 0)} s`;
-}
-
-export function formatCost(cost) {
-  const value = Number(cost);
-  if (cost == null || Number.isNaN(value)) return "";
-  if (value === 0) return "$0";
-  return `$${value >= 1 ? value.toFixed(2) : value.toPrecision(2)}`;
 }
 
 /** The stream's camelCase metadata and the API's snake_case message, as one shape. */
@@ -118,7 +94,9 @@ export class AssistantReply {
     this.model = make("span", "meta-model", modelLabel);
     const actions = make("span", "reply-actions");
     actions.append(
+      make("span", "versions"),
       button("copy-reply", "Copy reply", "Copy"),
+      button("continue", "Continue the reply", "Continue"),
       button("regenerate", "Regenerate reply", "Regenerate"),
     );
     this.meta.append(this.statusChip, this.model, this.details, actions);
@@ -143,6 +121,7 @@ export class AssistantReply {
     this.element.setAttribute("aria-busy", String(!this.finalRendered));
     const reconnecting = this.isReconnecting && !this.settled;
     this.element.classList.toggle("reconnecting", Boolean(reconnecting));
+    this.element.classList.toggle("empty", !this.pacer.text); // nothing to copy or to continue
     this.statusChip.textContent = reconnecting ? "Reconnecting…" : (STATUS_LABELS[status] ?? status);
     this.typing.hidden = !(
       status === "waiting" ||
@@ -215,25 +194,47 @@ export class AssistantReply {
     this.schedule();
   }
 
-  /** The reply's stream starts over (a stored reply replayed whole): forget the text shown so far. */
-  restart() {
+  /**
+   * The reply's stream starts over: a stored reply replayed whole forgets the text shown so far; a
+   * continued one (`keep`: {textLength, reasoningLength}) keeps what it had before it went on.
+   */
+  restart(keep = null) {
+    keep ??= { textLength: 0, reasoningLength: 0 };
+    const text = this.pacer.text.slice(0, keep.textLength);
     this.pacer = new TextPacer();
-    this.reasoningText = "";
-    this.reasoning.hidden = true;
+    this.pacer.push(text);
+    this.pacer.flush();
+    this.reasoningText = this.reasoningText.slice(0, keep.reasoningLength);
+    this.reasoning.hidden = !this.reasoningText;
     this.renderedLength = 0;
     this.markdown.reset();
     this.reasoningBody.replaceChildren();
     this.reasoningView = null;
+    this.reasoningDirty = Boolean(this.reasoningText);
     this.errorBox.hidden = true;
     this.tools?.reset();
     this.settled = this.finalRendered = this.notified = false;
     this.setStatus("streaming");
+    this.schedule();
+  }
+
+  /** The reader asked a reply cut short to go on: it waits for more, with what it has. */
+  resume() {
+    this.markdown.reopen();
+    this.errorBox.hidden = true;
+    this.settled = this.finalRendered = this.notified = false;
+    this.setStatus("waiting");
   }
 
   /** The connection dropped and is being made again (or is back). */
   reconnecting(on) {
     this.isReconnecting = on;
     this.setStatus(this.status);
+  }
+
+  /** Whether it shows more than `lengths` ({textLength, reasoningLength}) of text or reasoning. */
+  showsMoreThan({ textLength, reasoningLength }) {
+    return this.pacer.text.length > textLength || this.reasoningText.length > reasoningLength;
   }
 
   /** Whether any text or reasoning has been shown. */
@@ -279,13 +280,12 @@ export class AssistantReply {
     const parts = [];
     const usage = normalizeUsage(meta.usage);
     if (usage) parts.push(this.usagePart(usage));
-    const cost = formatCost(meta.cost);
-    if (cost) parts.push(this.part("meta-cost", cost, `Cost: $${meta.cost} (USD)`));
+    if (meta.cost != null) parts.push(this.part("meta-cost", usd(meta.cost), `Cost: $${meta.cost} (USD)`));
     const ttft = meta.ttftMs ?? meta.ttft_ms;
     if (ttft != null)
-      parts.push(this.part("meta-ttft", `first token ${formatMs(ttft)}`, "Time to first token"));
-    const duration = meta.durationMs ?? meta.duration_ms;
-    if (duration != null) parts.push(this.part("meta-duration", `total ${formatMs(duration)}`, "Total time"));
+      parts.push(this.part("meta-ttft", `first token ${duration(ttft)}`, "Time to first token"));
+    const total = meta.durationMs ?? meta.duration_ms;
+    if (total != null) parts.push(this.part("meta-duration", `total ${duration(total)}`, "Total time"));
     this.details.replaceChildren(...parts);
   }
 
@@ -293,9 +293,11 @@ export class AssistantReply {
     const approx = usage.estimated ? "≈" : "";
     let text = `${approx}${count(usage.input)} in · ${approx}${count(usage.output)} out`;
     if (usage.reasoning) text += ` (${count(usage.reasoning)} reasoning)`;
+    const cached = usage.cached ? `, of which ${count(usage.cached)} cached` : "";
+    const reasoning = usage.reasoning ? `, of which ${count(usage.reasoning)} reasoning` : "";
     const title = [
-      `Input tokens: ${count(usage.input)}${usage.cached ? `, of which ${count(usage.cached)} cached` : ""}.`,
-      `Output tokens: ${count(usage.output)}${usage.reasoning ? `, of which ${count(usage.reasoning)} reasoning` : ""}.`,
+      `Input tokens: ${count(usage.input)}${cached}.`,
+      `Output tokens: ${count(usage.output)}${reasoning}.`,
       usage.estimated ? "Estimated: the stream ended before the provider reported usage." : "",
     ];
     return this.part("meta-tokens", `${text} tokens`, title.join(" ").trim());

@@ -40,8 +40,7 @@ export function isToolChunk(chunk) {
 /** A reply that awaited approval streams again (its answer was sent): it takes chunks once more. */
 export function resumeReply(reply) {
   reply.resuming = true;
-  reply.settled = reply.finalRendered = reply.notified = false;
-  reply.errorBox.hidden = true;
+  reply.resume();
   reply.setStatus("streaming");
 }
 
