@@ -213,4 +213,15 @@ def _parse_use_chat(data: dict[str, Any], model: str | None, reasoning: bool) ->
         model_id=model,
         reasoning=reasoning,
         regenerate=regenerate,
+        regenerated=_stored_id(data.get("messageId")) if regenerate else None,
     )
+
+
+def _stored_id(value: Any) -> uuid.UUID | None:
+    """``regenerate({messageId})``'s message, when it is one the app sent (its ids are UUIDs: the reply
+    to answer again, or the user message whose reply it is); ``None`` for the client's own ids (the
+    newest reply, as with no ``messageId``)."""
+    try:
+        return uuid.UUID(value) if isinstance(value, str) else None
+    except ValueError:
+        return None

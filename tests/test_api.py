@@ -182,6 +182,38 @@ def test_use_chat_body(api: Client) -> None:
     assert len(shown[1]["versions"]) == 2  # and the first reply stays, as an earlier version
 
 
+def test_use_chat_regenerates_the_message_its_message_id_names(api: Client) -> None:
+    """``regenerate({messageId})`` of the AI SDK: the reply it names, not the newest one."""
+    conversation_id = str(uuid.uuid4())
+
+    def say(text: str) -> str:
+        ScriptedProvider.enqueue([TextDelta(f"Answer to {text}"), Finish()])
+        body = {"message": text, "conversation": conversation_id, "model": "scripted:model-a"}
+        events = parse_events(b"".join(chat(api, body).streaming_content))
+        return str(events[0]["messageId"])
+
+    first, _ = say("one"), say("two")
+    ScriptedProvider.enqueue([TextDelta("One, again"), Finish()])
+    body = {
+        "id": conversation_id,
+        "trigger": "regenerate-message",
+        "messageId": first,
+        "model": "scripted:model-a",
+        "messages": [],
+    }
+    b"".join(chat(api, body).streaming_content)
+    # The first answer has a new version, on a branch of its own: the newest reply is untouched.
+    assert [m.content for m in ScriptedProvider.calls[-1].request.messages] == ["one"]
+    shown = api.get(f"/api/conversations/{conversation_id}").json()["messages"]
+    assert [m["content"] for m in shown] == ["one", "One, again"]
+    assert len(shown[1]["versions"]) == 2
+
+    stranger = {**body, "messageId": str(uuid.uuid4())}
+    response = chat(api, stranger)
+    assert response.status_code == 404
+    assert response.json()["error"]["field"] == "regenerate"
+
+
 def test_conversations_list_detail_rename_delete(api: Client, user: Any, other_user: Any) -> None:
     Conversation.objects.create(owner=other_user, model="scripted:model-a", title="Not mine")
     ScriptedProvider.enqueue([TextDelta("Answer"), Finish()])
