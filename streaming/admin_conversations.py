@@ -1,7 +1,9 @@
 """Conversations and messages in the admin, read-only: what was said, how each reply ended, and what it cost.
 
 A message's text is shown in a box that wraps long lines (a 5,000-character line of code included), so a
-conversation's page is never wider than the screen; the usage rows are summed per message in the query.
+conversation's page is never wider than the screen; the usage rows are summed per message in the query. A
+conversation's page lists every message of every branch, oldest first: an edited message or a regenerated
+reply says which version it is ("version 2 of 3": messages with the same parent, by time).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin import RelatedOnlyFieldListFilter
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum, Window
+from django.db.models.functions import RowNumber
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
@@ -86,7 +89,16 @@ class MessageInline(ReadOnlyMixin, admin.TabularInline):
     ordering = ("created_at",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
-        return super().get_queryset(request).prefetch_related("usage")
+        siblings = [F("conversation_id"), F("parent_id")]  # (versions of one another)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                version=Window(RowNumber(), partition_by=siblings, order_by=[F("created_at"), F("pk")]),
+                versions=Window(Count("pk"), partition_by=siblings),
+            )
+            .prefetch_related("usage")
+        )
 
     @admin.display(description="sent")
     def sent(self, obj: Message) -> str:
@@ -94,7 +106,11 @@ class MessageInline(ReadOnlyMixin, admin.TabularInline):
 
     @admin.display(description="from")
     def author(self, obj: Message) -> str:
-        return author(obj)
+        versions = getattr(obj, "versions", 1)
+        if versions < 2:
+            return author(obj)
+        note = f"version {getattr(obj, 'version', 1)} of {versions}"
+        return format_html('{}<span class="streaming-note">{}</span>', author(obj), note)
 
     @admin.display(description="text")
     def text(self, obj: Message) -> str:

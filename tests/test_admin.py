@@ -247,6 +247,25 @@ def test_a_conversation_shows_each_message_usage_and_cost_and_the_total(
     assert "$0.97" in listing
 
 
+def test_a_conversation_says_which_version_each_edited_or_regenerated_message_is(
+    admin_client: Client, user: Any
+) -> None:
+    conversation = Conversation.objects.create(owner=user, model="openai:gpt-4.1-mini", title="Versions")
+    question = Message.objects.create(conversation=conversation, role="user", content="Question")
+    for text in ("First answer", "Regenerated answer"):
+        Message.objects.create(conversation=conversation, parent=question, role="assistant", content=text)
+    edited = Message.objects.create(conversation=conversation, role="user", content="Edited")
+    Message.objects.filter(pk=edited.pk).update(parent=None)  # (a first message's new version: a root)
+    Message.objects.create(conversation=conversation, parent=edited, role="assistant", content="Its answer")
+    page = admin_client.get(f"/admin/streaming/conversation/{conversation.pk}/change/").content.decode()
+    # The two first messages (the question and its edit), the two replies to the question; not the
+    # edit's only answer.
+    assert page.count("version 1 of 2") == 2
+    assert page.count("version 2 of 2") == 2
+    assert page.index("First answer") < page.index("Regenerated answer") < page.index("Its answer")
+    assert "of 1" not in page
+
+
 def test_conversations_are_not_added_in_the_admin(admin_client: Client) -> None:
     """A conversation starts with a chat: the admin offers no "Add" (its owner is read-only there)."""
     assert admin_client.get("/admin/streaming/conversation/add/").status_code == 403
