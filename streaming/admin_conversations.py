@@ -90,7 +90,7 @@ class MessageInline(ReadOnlyMixin, admin.TabularInline):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
         siblings = [F("conversation_id"), F("parent_id")]  # (versions of one another)
-        return (
+        messages: QuerySet[Message] = (
             super()
             .get_queryset(request)
             .annotate(
@@ -99,6 +99,7 @@ class MessageInline(ReadOnlyMixin, admin.TabularInline):
             )
             .prefetch_related("usage")
         )
+        return messages
 
     @admin.display(description="sent")
     def sent(self, obj: Message) -> str:
