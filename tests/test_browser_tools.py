@@ -19,6 +19,7 @@ from tests import test_browser
 from tests.axe import require_axe, serious_violations
 from tests.browser_support import ChatPage, chat_page, session_cookies
 from tests.conftest import require
+from tests.page.test_look import shot
 from tests.servers import NEEDS, LiveServer, available, running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.servers]
@@ -84,6 +85,9 @@ def test_approve_and_deny(chat: ChatPage) -> None:
     assert card.locator(".tool-state").inner_text() == "Needs your approval"
     assert card.locator(".tool-input").inner_text() == '{\n  "note": "Buy milk"\n}'
     assert serious_violations(chat.page) == []
+    assert not reply.get_by_role("button", name="Continue the reply").is_visible()  # (answering does)
+    assert reply.get_by_role("button", name="Regenerate reply").is_visible()
+    shot(chat, "chat-tool-approval")  # (docs/tools.md)
 
     card.get_by_role("button", name="Approve remember").click()
     settled(chat, reply, "complete")
@@ -95,6 +99,7 @@ def test_approve_and_deny(chat: ChatPage) -> None:
     assert content.startswith("I will remember that, if you agree.")
     assert content.endswith("Done: noted 'Buy milk'")
     assert chat.replies.count() == 1  # the same reply went on
+    shot(chat, "chat-tool-approved")
 
     second = chat.send("Sell the car")
     settled(chat, second, "awaiting_approval")
