@@ -262,6 +262,16 @@ class ChatPage:
         return path
 
 
+def shot(chat: ChatPage, name: str) -> None:
+    """A JPEG of the page as it is, for docs/chat-page.md and docs/tools.md
+    (``STREAMING_SCREENSHOTS=docs/screenshots`` writes them there)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.jpg"
+    chat.page.mouse.move(0, 0)
+    chat.page.screenshot(path=path, type="jpeg", quality=75, animations="disabled", caret="hide")
+    assert path.stat().st_size < 150_000, path
+
+
 @contextmanager
 def chat_page(
     browser: Browser, server: LiveServer, cookies: list[dict[str, Any]], **context_options: Any

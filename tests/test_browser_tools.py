@@ -17,9 +17,8 @@ import pytest
 
 from tests import test_browser
 from tests.axe import require_axe, serious_violations
-from tests.browser_support import ChatPage, chat_page, session_cookies
+from tests.browser_support import ChatPage, chat_page, session_cookies, shot
 from tests.conftest import require
-from tests.page.test_look import shot
 from tests.servers import NEEDS, LiveServer, available, running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.servers]

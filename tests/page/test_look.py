@@ -12,7 +12,7 @@ import pytest
 
 from streaming.templatetags.streaming_costs import usd
 from tests.axe import CONTRAST
-from tests.browser_support import DESKTOP, PHONE, SCREENSHOTS, ChatPage
+from tests.browser_support import DESKTOP, PHONE, ChatPage, shot
 from tests.page_support import GRACE, PHONE_CONTEXT, Site, no_serious_violations, reply_with
 
 pytestmark = [pytest.mark.browser, pytest.mark.servers]
@@ -143,15 +143,6 @@ SHOWCASE_TITLES = [
     ["Plan a weekend in Lisbon", "0.31"],
     ["Explain Server-Sent Events", "0.0009"],
 ]
-
-
-def shot(chat: ChatPage, name: str) -> None:
-    """A JPEG of the page as it is: docs/chat-page.md shows these (STREAMING_SCREENSHOTS=docs/screenshots)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.jpg"
-    chat.page.mouse.move(0, 0)
-    chat.page.screenshot(path=path, type="jpeg", quality=75, animations="disabled", caret="hide")
-    assert path.stat().st_size < 150_000, path
 
 
 def test_screenshots(browser: Any, site: Site) -> None:
