@@ -231,10 +231,6 @@ class ReplyState(StepsMixin):
         return (self.answered_by or self.spec).id
 
     @property
-    def has_output(self) -> bool:
-        return self._output_chars > 0 or bool(self.calls)
-
-    @property
     def output_chars(self) -> int:
         """How much output the reply has had (a checkpoint is due when it grew)."""
         return self._output_chars

@@ -26,7 +26,6 @@ from streaming.branches import context_of, lineage
 from streaming.conf import app_settings, model_spec
 from streaming.costs import OverrideBook
 from streaming.database import write_transaction
-from streaming.events import estimate_tokens
 from streaming.models import Conversation, Message, Usage
 from streaming.parts import Part, Parts, from_text, text_of
 from streaming.pricing import Price, cost_string
@@ -214,7 +213,3 @@ def _context_of(message: Message) -> list[ChatMessage]:
     if app_settings.system_prompt:
         context.insert(0, ChatMessage("system", app_settings.system_prompt))
     return context
-
-
-def estimated_input(context: list[ChatMessage]) -> int:
-    return sum(estimate_tokens(m.content) for m in context)
