@@ -3,6 +3,9 @@
 // shows Approve and Deny; the page sends the answer (chat.js) and the reply goes on in the same card.
 // Everything the model or a tool wrote is set as text, never as HTML.
 
+import { make } from "./dom.js";
+import { duration } from "./format.js";
+
 const STATES = {
   "input-streaming": "Preparing the call…",
   "input-available": "Running…",
@@ -15,21 +18,9 @@ const STATES = {
 // What a call that never finished shows once its reply has ended.
 const UNFINISHED = { cancelled: "Stopped before it finished", error: "Did not finish", interrupted: "Did not finish" };
 
-function make(tag, className, text) {
-  const element = document.createElement(tag);
-  if (className) element.className = className;
-  if (text !== undefined) element.textContent = text;
-  return element;
-}
-
 function shown(value) {
   if (value === undefined) return "";
   return typeof value === "string" ? value : JSON.stringify(value, null, 2);
-}
-
-function took(ms) {
-  if (ms == null) return "";
-  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(ms < 10000 ? 1 : 0)} s`;
 }
 
 /** Whether a chunk of the stream is about a tool call. */
@@ -137,7 +128,7 @@ export class ToolCards {
     const { element } = card;
     element.dataset.state = state;
     card.stateView.textContent = STATES[state] ?? state;
-    card.timeView.textContent = took(card.ms);
+    card.timeView.textContent = duration(card.ms);
     if (card.input !== undefined) card.inputView.textContent = shown(card.input);
     const failed = state === "output-error";
     const answered = state === "output-available" || failed;
