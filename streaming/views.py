@@ -18,7 +18,7 @@ from streaming.api import api_view
 from streaming.conf import app_settings
 from streaming.exceptions import InvalidRequest, NotFound, NotStreaming
 from streaming.models import Conversation, Message
-from streaming.payloads import parse_approvals, parse_chat, parse_json_object, request_body
+from streaming.payloads import message_ref, parse_approvals, parse_chat, parse_json_object, request_body
 from streaming.readers import Reader
 from streaming.reply import ReplyState
 from streaming.serializers import conversation_detail as detail_dict
@@ -66,13 +66,6 @@ def _uuid_or_404(value: str) -> uuid.UUID:
         raise NotFound("Not found.") from None
 
 
-def _uuid_or_400(value: str, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise InvalidRequest(f"'{field}' must be the id (a UUID) of a message.", field=field) from None
-
-
 def _own_conversation(request: HttpRequest, ref: str) -> Conversation:
     """The user's conversation by its id or its client's chat id; 404 for anyone else's."""
     found = services.find_conversation(request.user.pk, ref)
@@ -93,7 +86,7 @@ def conversation(request: HttpRequest, conversation_id: str) -> HttpResponse:
         found.save(update_fields=["title"])
     take_over_stale(found.messages.all())
     branch = request.GET.get("branch")
-    return JsonResponse(detail_dict(found, _uuid_or_400(branch, "branch") if branch else None))
+    return JsonResponse(detail_dict(found, message_ref(branch, "branch") if branch else None))
 
 
 @api_view(["GET"])
@@ -102,7 +95,7 @@ def export(request: HttpRequest, conversation_id: str) -> HttpResponse:
     ``json`` (every message of every branch)."""
     found = _own_conversation(request, conversation_id)
     branch = request.GET.get("branch")
-    through = _uuid_or_400(branch, "branch") if branch else None
+    through = message_ref(branch, "branch") if branch else None
     return exports.download(found, request.GET.get("format", "md"), through)
 
 
